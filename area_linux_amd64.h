@@ -1,0 +1,39 @@
+// Locating the calling thread's rseq area, shared by every assembly file of
+// the package. See runtime_linux_amd64.go for the facts behind it.
+
+// FS-relative offset of m.tls[2] (threadSlotOffset in Go).
+#define THREAD_SLOT 8
+
+// Values of ·areaMode (areaModeOwn, areaModeGlibc in Go; 0 is fallback).
+#define MODE_OWN 1
+#define MODE_GLIBC 2
+
+// LOAD_AREA(mode, reg, fail) leaves the address of the calling thread's struct
+// rseq in reg, or jumps to fail when the thread has no usable area (process
+// in fallback mode, thread not yet registered, thread in fallback). It
+// clobbers only reg and the flags, and defines the labels area_glibc and
+// area_ok, so it can be used once per TEXT symbol.
+//   own mode:   reg = m.tls[2]; 0 means not registered yet, 1 fallback.
+//   glibc mode: reg = 0(FS) + __rseq_offset, usable while cpu_id >= 0
+//               (glibc writes -2 there when its registration failed).
+#define LOAD_AREA(mode, reg, fail) \
+	CMPB	mode, $MODE_OWN; \
+	JNE	area_glibc; \
+	MOVQ	THREAD_SLOT(FS), reg; \
+	CMPQ	reg, $1; \
+	JLS	fail; \
+	JMP	area_ok; \
+area_glibc: CMPB	mode, $MODE_GLIBC; \
+	JNE	fail; \
+	MOVQ	0(FS), reg; \
+	ADDQ	·glibcOffset(SB), reg; \
+	CMPL	4(reg), $0; \
+	JLT	fail; \
+area_ok: NOP
+
+// RSEQ_SIGNATURE emits the x86 abort signature 0x53053053 as the bytes
+// 0f b9 3d 53 30 05 53 (one ud1 instruction). The kernel checks that the 4
+// bytes before a section's abort address equal the registered signature.
+#define RSEQ_SIGNATURE \
+	BYTE	$0x0f; BYTE $0xb9; BYTE $0x3d; \
+	LONG	$0x53053053

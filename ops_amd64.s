@@ -1,0 +1,321 @@
+// Restartable critical sections of the per-CPU operations, linux/amd64.
+//
+// Every section follows one shape:
+//
+//	LOAD_AREA               find the thread's struct rseq, or jump to the
+//	                        operation's Go fallback
+//	load arguments          into general-purpose registers only
+//	restart:                (the abort handler jumps back here)
+//	LEAQ  desc, AX          arm: rseq_cs = &this section's struct rseq_cs
+//	MOVQ  AX, 8(R8)
+//	start:                  first instruction of the section (start_ip)
+//	...                     read the index, compute, compare
+//	commit store            the section's last instruction
+//	post-commit:            results to the stack, RET
+//	signature               0f b9 3d 53 30 05 53
+//	abort:                  count the abort, JMP restart
+//	exits:                  compare-failed / moved / empty paths
+//
+// The sections have no calls, system calls or indirect branches, are entered
+// only at the top, and only their commit store (and the speculative stores of
+// storeCommit and copyCommit, into memory that means nothing until the
+// commit) write memory. The comments "// rseq:start NAME", "rseq:commit",
+// "rseq:abort" and "rseq:exit" mark the instructions that
+// internal/gensections measures to generate the descriptors in
+// sections_amd64.s; the package verifies them against the code bytes at
+// start-up. R8 holds the area, AX is scratch, BP, R14 and R15 are not used.
+
+#include "textflag.h"
+#include "area_linux_amd64.h"
+#include "sections_amd64.h"
+
+// func addSection(base unsafe.Pointer, stride, field uintptr, n int64) (slot int)
+//
+//	slot = *(area + field)
+//	*(*int64)(base + slot*stride) += n    // commit: the store
+TEXT ·addSection(SB), NOSPLIT, $0-40
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVQ	field+16(FP), DX
+	MOVQ	n+24(FP), BX
+restart:
+	LEAQ	DESC_add, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start add
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	MOVQ	(DI)(CX*1), R10
+	ADDQ	BX, R10
+	MOVQ	R10, (DI)(CX*1)	// rseq:commit add
+	MOVQ	R9, slot+32(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort add
+	INCQ	ABORTS_add
+	JMP	restart
+fallback:
+	JMP	·addFallback(SB)
+
+// func addIndirectSection(base unsafe.Pointer, stride, field, off uintptr, n int64) (slot int)
+//
+//	slot = *(area + field)
+//	p := *(*uintptr)(base + slot*stride)
+//	*(*int64)(p + off) += n                // commit: the store
+TEXT ·addIndirectSection(SB), NOSPLIT, $0-48
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVQ	field+16(FP), DX
+	MOVQ	off+24(FP), R11
+	MOVQ	n+32(FP), BX
+restart:
+	LEAQ	DESC_addIndirect, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start addIndirect
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	MOVQ	(DI)(CX*1), R10
+	MOVQ	(R10)(R11*1), R12
+	ADDQ	BX, R12
+	MOVQ	R12, (R10)(R11*1)	// rseq:commit addIndirect
+	MOVQ	R9, slot+40(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort addIndirect
+	INCQ	ABORTS_addIndirect
+	JMP	restart
+fallback:
+	JMP	·addIndirectFallback(SB)
+
+// func popSection(base unsafe.Pointer, stride, field, empty, nextOff uintptr) (slot int, head uintptr, ok bool)
+//
+//	slot = *(area + field)
+//	v := (*uintptr)(base + slot*stride)
+//	if *v == empty { exit: ok = false }
+//	head = *v
+//	*v = *(*uintptr)(head + nextOff)       // commit: the store
+TEXT ·popSection(SB), NOSPLIT, $0-57
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVQ	field+16(FP), DX
+	MOVQ	empty+24(FP), R11
+	MOVQ	nextOff+32(FP), R12
+restart:
+	LEAQ	DESC_pop, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start pop
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	ADDQ	DI, CX
+	MOVQ	(CX), R10
+	CMPQ	R10, R11
+	JEQ	isempty
+	MOVQ	(R10)(R12*1), R13
+	MOVQ	R13, (CX)	// rseq:commit pop
+	MOVQ	R9, slot+40(FP)
+	MOVQ	R10, head+48(FP)
+	MOVB	$1, ok+56(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort pop
+	INCQ	ABORTS_pop
+	JMP	restart
+isempty:
+	MOVQ	R9, slot+40(FP)	// rseq:exit pop
+	MOVQ	$0, head+48(FP)
+	MOVB	$0, ok+56(FP)
+	RET
+fallback:
+	JMP	·popFallback(SB)
+
+// func cmpStoreSection(field uintptr, slot int, v *uintptr, expect, new uintptr) Status
+//
+//	if *(area + field) != slot { exit: Moved }
+//	if *v != expect { exit: CompareFailed }
+//	*v = new                               // commit
+TEXT ·cmpStoreSection(SB), NOSPLIT, $0-41
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	field+0(FP), DX
+	MOVQ	slot+8(FP), R9
+	MOVQ	v+16(FP), DI
+	MOVQ	expect+24(FP), SI
+	MOVQ	new+32(FP), BX
+restart:
+	LEAQ	DESC_cmpStore, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start cmpStore
+	CMPQ	CX, R9
+	JNE	moved
+	CMPQ	(DI), SI
+	JNE	cmpfail
+	MOVQ	BX, (DI)	// rseq:commit cmpStore
+	MOVB	$0, ret+40(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort cmpStore
+	INCQ	ABORTS_cmpStore
+	JMP	restart
+cmpfail:
+	MOVB	$1, ret+40(FP)	// rseq:exit cmpStore
+	RET
+moved:
+	MOVB	$2, ret+40(FP)	// rseq:exit cmpStore
+	RET
+fallback:
+	JMP	·cmpStoreFallback(SB)
+
+// func cmp2StoreSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, expect2, new uintptr) Status
+//
+//	if *(area + field) != slot { exit: Moved }
+//	if *v != expect || *v2 != expect2 { exit: CompareFailed }
+//	*v = new                               // commit
+TEXT ·cmp2StoreSection(SB), NOSPLIT, $0-57
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	field+0(FP), DX
+	MOVQ	slot+8(FP), R9
+	MOVQ	v+16(FP), DI
+	MOVQ	expect+24(FP), SI
+	MOVQ	v2+32(FP), R10
+	MOVQ	expect2+40(FP), R11
+	MOVQ	new+48(FP), BX
+restart:
+	LEAQ	DESC_cmp2Store, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start cmp2Store
+	CMPQ	CX, R9
+	JNE	moved
+	CMPQ	(DI), SI
+	JNE	cmpfail
+	CMPQ	(R10), R11
+	JNE	cmpfail
+	MOVQ	BX, (DI)	// rseq:commit cmp2Store
+	MOVB	$0, ret+56(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort cmp2Store
+	INCQ	ABORTS_cmp2Store
+	JMP	restart
+cmpfail:
+	MOVB	$1, ret+56(FP)	// rseq:exit cmp2Store
+	RET
+moved:
+	MOVB	$2, ret+56(FP)	// rseq:exit cmp2Store
+	RET
+fallback:
+	JMP	·cmp2StoreFallback(SB)
+
+// func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status
+//
+//	if *(area + field) != slot { exit: Moved }
+//	if *v != expect { exit: CompareFailed }
+//	*v2 = new2                             // speculative store
+//	*v = new                               // commit
+TEXT ·storeCommitSection(SB), NOSPLIT, $0-57
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	field+0(FP), DX
+	MOVQ	slot+8(FP), R9
+	MOVQ	v+16(FP), DI
+	MOVQ	expect+24(FP), SI
+	MOVQ	v2+32(FP), R10
+	MOVQ	new2+40(FP), R11
+	MOVQ	new+48(FP), BX
+restart:
+	LEAQ	DESC_storeCommit, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start storeCommit
+	CMPQ	CX, R9
+	JNE	moved
+	CMPQ	(DI), SI
+	JNE	cmpfail
+	MOVQ	R11, (R10)
+	MOVQ	BX, (DI)	// rseq:commit storeCommit
+	MOVB	$0, ret+56(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort storeCommit
+	INCQ	ABORTS_storeCommit
+	JMP	restart
+cmpfail:
+	MOVB	$1, ret+56(FP)	// rseq:exit storeCommit
+	RET
+moved:
+	MOVB	$2, ret+56(FP)	// rseq:exit storeCommit
+	RET
+fallback:
+	JMP	·storeCommitFallback(SB)
+
+// func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
+//
+//	if *(area + field) != slot { exit: Moved }
+//	if *v != expect { exit: CompareFailed }
+//	copy(dst[:n], src[:n])                 // speculative stores, 8 then 1 byte at a time
+//	*v = new                               // commit
+TEXT ·copyCommitSection(SB), NOSPLIT, $0-65
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	field+0(FP), DX
+	MOVQ	slot+8(FP), R9
+	MOVQ	v+16(FP), DI
+	MOVQ	expect+24(FP), SI
+	MOVQ	dst+32(FP), R10
+	MOVQ	src+40(FP), R11
+	MOVQ	n+48(FP), R12
+	MOVQ	new+56(FP), BX
+restart:
+	LEAQ	DESC_copyCommit, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start copyCommit
+	CMPQ	CX, R9
+	JNE	moved
+	CMPQ	(DI), SI
+	JNE	cmpfail
+	MOVQ	R12, CX
+	XORQ	R13, R13
+copy8:
+	CMPQ	CX, $8
+	JB	copy1
+	MOVQ	(R11)(R13*1), AX
+	MOVQ	AX, (R10)(R13*1)
+	ADDQ	$8, R13
+	SUBQ	$8, CX
+	JMP	copy8
+copy1:
+	TESTQ	CX, CX
+	JZ	copied
+	MOVB	(R11)(R13*1), AX
+	MOVB	AX, (R10)(R13*1)
+	INCQ	R13
+	DECQ	CX
+	JMP	copy1
+copied:
+	MOVQ	BX, (DI)	// rseq:commit copyCommit
+	MOVB	$0, ret+64(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort copyCommit
+	INCQ	ABORTS_copyCommit
+	JMP	restart
+cmpfail:
+	MOVB	$1, ret+64(FP)	// rseq:exit copyCommit
+	RET
+moved:
+	MOVB	$2, ret+64(FP)	// rseq:exit copyCommit
+	RET
+fallback:
+	JMP	·copyCommitFallback(SB)
+
+// func opsIndex(field uintptr) (v uint32, ok bool)
+// Reads the index field at off in the thread's area when the thread runs
+// sections (LOAD_AREA on ·opsMode).
+TEXT ·opsIndex(SB), NOSPLIT, $0-13
+	LOAD_AREA(·opsMode(SB), AX, none)
+	MOVQ	field+0(FP), CX
+	MOVL	(AX)(CX*1), AX
+	MOVL	AX, v+8(FP)
+	MOVB	$1, ok+12(FP)
+	RET
+none:
+	MOVL	$0, v+8(FP)
+	MOVB	$0, ok+12(FP)
+	RET

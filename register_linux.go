@@ -1,0 +1,370 @@
+//go:build linux && amd64
+
+package rseq
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Signature is the abort signature the package registers its own areas with
+// on x86: the value glibc and librseq use, so that code written for either
+// also runs on threads registered here. In code it is emitted as the bytes
+// 0f b9 3d 53 30 05 53, which decode as a single ud1 instruction.
+const Signature uint32 = 0x53053053
+
+// The original ABI: struct rseq was 32 bytes with 20 bytes of fields.
+const (
+	origAreaSize    = 32
+	origFeatureSize = 20
+	origAlign       = 32
+)
+
+// Offsets of struct rseq's fields.
+const (
+	offCPUIDStart = 0
+	offCPUID      = 4
+	offRseqCS     = 8
+	offFlags      = 16
+	offNodeID     = 20
+	offMMCID      = 24
+	offSliceCtrl  = 28
+)
+
+// Auxiliary vector entries the kernel adds from Linux 6.3.
+const (
+	atRseqFeatureSize = 27
+	atRseqAlign       = 28
+	atBase            = 7
+	atPHDR            = 3
+)
+
+// areaMode selects how the assembly finds a thread's area. It is set once
+// during package initialisation and read by LOAD_AREA.
+var areaMode uint8
+
+const (
+	areaModeNone  = 0
+	areaModeOwn   = 1 // MODE_OWN in area_linux_amd64.h
+	areaModeGlibc = 2 // MODE_GLIBC
+)
+
+// glibcOffset is __rseq_offset in glibc mode.
+var glibcOffset int64
+
+// Registration parameters of own mode.
+var (
+	regLen   uint32 // length passed to rseq(2)
+	areaStep uintptr
+)
+
+var features Support
+
+func init() {
+	initFeatures(&features)
+	initOperations(&features)
+}
+
+// sysRseq makes the rseq system call.
+func sysRseq(area uintptr, length uint32, flags int, sig uint32) syscall.Errno {
+	_, _, e := unix.RawSyscall6(unix.SYS_RSEQ, area, uintptr(length), uintptr(flags), uintptr(sig), 0, 0)
+	return e
+}
+
+func auxvValues() (size, align uintptr, haveSize, haveAlign bool, base, phdr uintptr) {
+	v, err := unix.Auxv()
+	if err != nil {
+		return
+	}
+	for _, kv := range v {
+		switch kv[0] {
+		case atRseqFeatureSize:
+			size, haveSize = kv[1], true
+		case atRseqAlign:
+			align, haveAlign = kv[1], true
+		case atBase:
+			base = kv[1]
+		case atPHDR:
+			phdr = kv[1]
+		}
+	}
+	return
+}
+
+// describeErrno names the cause behind a failed probe of rseq(2).
+func describeErrno(e syscall.Errno) string {
+	switch e {
+	case unix.ENOSYS:
+		return "the kernel has no rseq system call (ENOSYS: kernel before 4.18, CONFIG_RSEQ off, an emulator such as qemu-user or valgrind, or a seccomp filter)"
+	case unix.EPERM:
+		return "rseq is refused (EPERM: a seccomp filter or security policy)"
+	case unix.EACCES:
+		return "rseq is refused (EACCES: a seccomp filter or security policy)"
+	}
+	return fmt.Sprintf("rseq probe failed with %s (%d), which a kernel with rseq does not return: a seccomp filter or sandbox decides", unix.ErrnoName(e), int(e))
+}
+
+func initFeatures(f *Support) {
+	*f = Support{FeatureSize: origFeatureSize, Alignment: origAlign, Signature: Signature, GoVersion: runtime.Version()}
+	size, align, haveSize, haveAlign, ldBase, phdr := auxvValues()
+	if haveSize {
+		f.FeatureSize, f.FromAuxv = int(size), true
+	}
+	if haveAlign {
+		f.Alignment = int(align)
+	}
+	f.NodeID = f.FeatureSize >= offNodeID+4
+	f.ConcurrencyID = f.FeatureSize >= offMMCID+4
+	f.SliceExtension = f.FeatureSize >= offSliceCtrl+4
+	if f.Alignment < origAlign || f.Alignment&(f.Alignment-1) != 0 {
+		f.Alignment = origAlign
+	}
+
+	fail := func(e syscall.Errno, why string) {
+		f.Usable, f.Mode, f.Errno, f.Reason = false, ModeNone, e, why
+		f.NodeID, f.ConcurrencyID, f.SliceExtension = false, false, false
+		areaMode = areaModeNone
+	}
+
+	if os.Getenv("GORSEQ") == "off" {
+		fail(0, "disabled by the environment (GORSEQ=off)")
+		return
+	}
+	f.RuntimeVerified = runtimeVerified(f.GoVersion)
+	if !f.RuntimeVerified {
+		fail(0, fmt.Sprintf("the package's runtime assumptions are not verified for %s (verified: %v)", f.GoVersion, verifiedGoReleases))
+		return
+	}
+	// rseq(NULL, 0, 0, 0) fails with EINVAL wherever the call exists.
+	if e := sysRseq(0, 0, 0, 0); e != unix.EINVAL {
+		fail(e, describeErrno(e))
+		return
+	}
+
+	cgo, err := threadPointerIsLibc()
+	if err != nil {
+		fail(0, "cannot read the thread pointer: "+err.Error())
+		return
+	}
+	f.Cgo = cgo
+	g, gerr := findGlibcRseq(ldBase, phdr)
+	if gerr == nil {
+		f.Glibc, f.GlibcOffset, f.GlibcSize = true, g.offset, g.size
+	}
+	if cgo {
+		switch {
+		case gerr != nil:
+			fail(0, "the process runs with cgo but the C library's rseq area cannot be found: "+gerr.Error())
+		case g.size == 0:
+			fail(0, "glibc did not register rseq (__rseq_size is 0: GLIBC_TUNABLES=glibc.pthread.rseq=0, or its registration failed)")
+		default:
+			glibcOffset = g.offset
+			areaMode = areaModeGlibc
+			f.Usable, f.Mode, f.AreaSize = true, ModeGlibc, int(g.size)
+			// glibc's signature on x86 is the same RSEQ_SIG as ours.
+			f.Signature = Signature
+			if currentArea() == 0 {
+				f.Notes = append(f.Notes, "glibc's area on the initialising thread is not registered (cpu_id < 0): such threads use the fallback")
+			}
+		}
+		return
+	}
+
+	if err := checkGoThreadLayout(); err != nil {
+		fail(0, err.Error())
+		return
+	}
+	// Register with the original length where the fields fit in it (the
+	// kernel then requires 32-byte alignment), else with the feature size
+	// rounded up to the kernel's alignment.
+	regLen = origAreaSize
+	if f.FeatureSize > origAreaSize {
+		regLen = uint32((f.FeatureSize + f.Alignment - 1) &^ (f.Alignment - 1))
+	}
+	// Each area gets cache lines of its own: every operation writes the
+	// area's rseq_cs, and two threads' areas in one line slow each other.
+	areaStep = 128
+	for areaStep < uintptr(regLen) || areaStep < uintptr(f.Alignment) {
+		areaStep *= 2
+	}
+	areaMode = areaModeOwn
+	f.Usable, f.Mode, f.AreaSize = true, ModeOwn, int(regLen)
+
+	// Register the initialising thread now, so that a failure common to
+	// every thread shows at once in Features.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, e := registerThread(); e != 0 {
+		switch {
+		case (e == unix.EINVAL || e == unix.EBUSY) && unix.Gettid() == unix.Getpid():
+			// The dynamic loader of a PIE binary registered glibc's area
+			// on the main thread before the runtime took over the thread
+			// pointer: that area cannot be found, so the main thread uses
+			// the fallback and the others register their own.
+			f.Notes = append(f.Notes, fmt.Sprintf("the main thread already has an rseq area registered by someone else (%s; the dynamic loader of a PIE binary does this): it uses the fallback, other threads their own areas", unix.ErrnoName(e)))
+		default:
+			fail(e, fmt.Sprintf("registering an rseq area failed with %s", unix.ErrnoName(e)))
+		}
+	}
+}
+
+// Thread-area bookkeeping for own mode. Areas live in memory from mmap, which
+// the Go GC neither scans nor moves. A thread's area is never handed to
+// another thread while the first one lives: areas are recycled only after
+// tgkill(pid, tid, 0) reports that their thread is gone.
+var areas struct {
+	mu    sync.Mutex
+	all   []areaRecord
+	byPtr map[uintptr]int // area address → index in all
+	free  []int
+}
+
+type areaRecord struct {
+	addr uintptr
+	mem  []byte // the area's bytes, within a chunk from mmap
+	tid  int
+	used bool
+}
+
+const areaChunkSize = 64 << 10
+
+// ownsArea reports whether v is the address of one of the package's areas.
+func ownsArea(v uintptr) bool {
+	areas.mu.Lock()
+	defer areas.mu.Unlock()
+	_, ok := areas.byPtr[v]
+	return ok
+}
+
+// allocArea returns an unused area for thread tid.
+func allocArea(tid int) (uintptr, error) {
+	areas.mu.Lock()
+	defer areas.mu.Unlock()
+	if len(areas.free) == 0 {
+		sweepAreas()
+	}
+	if n := len(areas.free); n > 0 {
+		i := areas.free[n-1]
+		areas.free = areas.free[:n-1]
+		r := &areas.all[i]
+		r.used, r.tid = true, tid
+		clear(r.mem)
+		return r.addr, nil
+	}
+	mem, err := unix.Mmap(-1, 0, areaChunkSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return 0, fmt.Errorf("mmap of rseq areas: %w", err)
+	}
+	if areas.byPtr == nil {
+		areas.byPtr = make(map[uintptr]int)
+	}
+	base := uintptr(unsafe.Pointer(&mem[0]))
+	for off := uintptr(0); off+areaStep <= areaChunkSize; off += areaStep {
+		areas.byPtr[base+off] = len(areas.all)
+		areas.free = append(areas.free, len(areas.all))
+		areas.all = append(areas.all, areaRecord{addr: base + off, mem: mem[off : off+areaStep : off+areaStep]})
+	}
+	// Hand out the lowest address first.
+	i := areas.free[0]
+	areas.free = areas.free[1:]
+	areas.all[i].used, areas.all[i].tid = true, tid
+	return areas.all[i].addr, nil
+}
+
+// sweepAreas returns to the free list the areas of threads that have exited.
+// Called with areas.mu held.
+func sweepAreas() {
+	pid := unix.Getpid()
+	for i := range areas.all {
+		r := &areas.all[i]
+		if r.used && unix.Tgkill(pid, r.tid, 0) == unix.ESRCH {
+			r.used = false
+			areas.free = append(areas.free, i)
+		}
+	}
+}
+
+// releaseArea returns an area whose registration failed.
+func releaseArea(addr uintptr) {
+	areas.mu.Lock()
+	defer areas.mu.Unlock()
+	if i, ok := areas.byPtr[addr]; ok && areas.all[i].used {
+		areas.all[i].used = false
+		areas.free = append(areas.free, i)
+	}
+}
+
+// threadFallback marks a thread whose registration failed (own mode).
+const threadFallback = 1
+
+// registerThread registers an area for the calling thread, which must be
+// locked to its goroutine, and records it in the thread's slot. It returns
+// the area, or 0 and the errno of the failed registration, after which the
+// thread uses the fallback for good.
+func registerThread() (uintptr, syscall.Errno) {
+	if v := threadSlot(); v > threadFallback {
+		return v, 0
+	} else if v == threadFallback {
+		return 0, unix.EALREADY
+	}
+	tid := unix.Gettid()
+	a, err := allocArea(tid)
+	if err != nil {
+		setThreadSlot(threadFallback)
+		return 0, unix.ENOMEM
+	}
+	if e := sysRseq(a, regLen, 0, Signature); e != 0 {
+		releaseArea(a)
+		setThreadSlot(threadFallback)
+		threadFailures.record(e)
+		return 0, e
+	}
+	setThreadSlot(a)
+	return a, 0
+}
+
+// threadFailures counts threads that could not register, by errno.
+var threadFailures failureCounts
+
+type failureCounts struct {
+	mu sync.Mutex
+	n  map[syscall.Errno]int
+}
+
+func (c *failureCounts) record(e syscall.Errno) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = make(map[syscall.Errno]int)
+	}
+	c.n[e]++
+	c.mu.Unlock()
+}
+
+// ensureArea returns the calling thread's area, registering one in own mode
+// if the thread has none yet; 0 means the thread uses the fallback.
+func ensureArea() uintptr {
+	if a := currentArea(); a != 0 || areaMode != areaModeOwn {
+		return a
+	}
+	runtime.LockOSThread()
+	a, _ := registerThread()
+	runtime.UnlockOSThread()
+	return a
+}
+
+// AreaAddress returns the address of the calling thread's struct rseq,
+// registering one first where the package registers its own areas, or 0
+// when the thread uses the fallback. The goroutine may move to another
+// thread as soon as it returns; lock it with runtime.LockOSThread to get an
+// answer that stays true.
+func AreaAddress() uintptr { return ensureArea() }
+
+// Implemented in tls_linux_amd64.s.
+func currentArea() uintptr
+func areaField(off uintptr) (v uint32, ok bool)

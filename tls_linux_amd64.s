@@ -1,0 +1,83 @@
+// Thread-pointer access for the rseq package on linux/amd64. The facts these
+// routines rely on are documented in runtime_linux_amd64.go.
+
+#include "textflag.h"
+#include "area_linux_amd64.h"
+
+// func tlsG() uintptr
+// Returns the current g as the linker's TLS model finds it.
+TEXT ·tlsG(SB), NOSPLIT, $0-8
+	MOVQ	(TLS), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func threadSlot() uintptr
+// Returns m.tls[2] of the calling thread (valid only without cgo).
+TEXT ·threadSlot(SB), NOSPLIT, $0-8
+	MOVQ	THREAD_SLOT(FS), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func setThreadSlot(v uintptr)
+// Stores v in m.tls[2] of the calling thread (valid only without cgo).
+TEXT ·setThreadSlot(SB), NOSPLIT, $0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, THREAD_SLOT(FS)
+	RET
+
+// func threadPointer() uintptr
+// Returns the word at 0(FS): glibc's TCB self-pointer under cgo.
+TEXT ·threadPointer(SB), NOSPLIT, $0-8
+	MOVQ	0(FS), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func peek64(addr uintptr) uint64
+TEXT ·peek64(SB), NOSPLIT, $0-16
+	MOVQ	addr+0(FP), AX
+	MOVQ	(AX), AX
+	MOVQ	AX, ret+8(FP)
+	RET
+
+// func peek32(addr uintptr) uint32
+TEXT ·peek32(SB), NOSPLIT, $0-12
+	MOVQ	addr+0(FP), AX
+	MOVL	(AX), AX
+	MOVL	AX, ret+8(FP)
+	RET
+
+// func currentArea() uintptr
+// Returns the calling thread's registered area, or 0 when the thread has
+// none yet or uses the fallback. It never registers.
+TEXT ·currentArea(SB), NOSPLIT, $0-8
+	LOAD_AREA(·areaMode(SB), AX, none)
+	MOVQ	AX, ret+0(FP)
+	RET
+none:
+	MOVQ	$0, ret+0(FP)
+	RET
+
+// func CPU() int
+// Reads cpu_id from the calling thread's area; without one it tail-calls
+// cpuSlow, which registers the thread or asks getcpu.
+TEXT ·CPU(SB), NOSPLIT, $0-8
+	LOAD_AREA(·areaMode(SB), AX, slow)
+	MOVL	4(AX), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+slow:
+	JMP	·cpuSlow(SB)
+
+// func areaField(off uintptr) (v uint32, ok bool)
+// Reads the 32-bit field at off in the calling thread's area.
+TEXT ·areaField(SB), NOSPLIT, $0-13
+	LOAD_AREA(·areaMode(SB), AX, none)
+	MOVQ	off+0(FP), CX
+	MOVL	(AX)(CX*1), AX
+	MOVL	AX, v+8(FP)
+	MOVB	$1, ok+12(FP)
+	RET
+none:
+	MOVL	$0, v+8(FP)
+	MOVB	$0, ok+12(FP)
+	RET
