@@ -68,7 +68,7 @@ var features Support
 
 func init() {
 	initFeatures(&features)
-	initOperations(&features)
+	initOperations(&features, readMemory)
 }
 
 // sysRseq makes the rseq system call.

@@ -136,8 +136,11 @@ func Sections() []Section {
 	return out
 }
 
-// initOperations decides whether the operations run as sections.
-func initOperations(f *Support) {
+// initOperations decides whether the operations run as sections, reading
+// the code through read to verify them.
+func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
+	f.Operations, f.OperationsReason = false, ""
+	opsMode = areaModeNone
 	indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
 	if f.ConcurrencyID {
 		indexField[ByConcurrencyID] = offMMCID
@@ -148,7 +151,7 @@ func initOperations(f *Support) {
 	case raceEnabled:
 		f.OperationsReason = "race detector build: the operations use the fallback so that the detector sees every access"
 	default:
-		if err := verifySections(readMemory); err != nil {
+		if err := verifySections(read); err != nil {
 			f.OperationsReason = "section verification failed: " + err.Error()
 			return
 		}

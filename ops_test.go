@@ -1,0 +1,427 @@
+package rseq_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/gorseq/rseq"
+	"github.com/gorseq/rseq/internal/stress"
+)
+
+// The kernel's param_test scenarios (tools/testing/selftests/rseq), written
+// for this package: per-CPU increment, spinlock, list, pointer buffer and
+// memcpy buffer. Each runs many goroutines (more than GOMAXPROCS, which is
+// above the CPU count) under fire — a fast CPU profile, an affinity storm,
+// forced GCs and thread churn — and checks exact end results. Where the
+// process runs sections, each scenario runs until its sections have aborted
+// at least once, so the abort paths are proven to work under load.
+
+const lineSize = 128
+
+type paddedWord struct {
+	v uintptr
+	_ [lineSize - 8]byte
+}
+
+type paddedInt struct {
+	n int64
+	_ [lineSize - 8]byte
+}
+
+func workers() int { return 4*runtime.NumCPU() + 3 }
+
+func opsPerWorker() int {
+	if testing.Short() {
+		return 20_000
+	}
+	return 200_000
+}
+
+func sectionStats() map[string]rseq.SectionStats {
+	m := map[string]rseq.SectionStats{}
+	for _, s := range rseq.Stats() {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// scenario runs batch (each call: every worker does n operations) under fire
+// until the named sections aborted, or for at most 20 s, and returns the
+// number of batches run. It fails the test if the sections never aborted.
+func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
+	t.Helper()
+	before := sectionStats()
+	stop := stress.Start(t, stress.Options{})
+	deadline := time.Now().Add(20 * time.Second)
+	batches := 0
+	aborted := func() bool {
+		now := sectionStats()
+		for _, s := range sections {
+			if now[s].Aborts == before[s].Aborts {
+				return false
+			}
+		}
+		return true
+	}
+	for {
+		batch(workers(), opsPerWorker())
+		batches++
+		if !rseq.Features().Operations || aborted() || time.Now().After(deadline) {
+			break
+		}
+	}
+	st := stop()
+	after := sectionStats()
+	for _, s := range sections {
+		a, f := after[s].Aborts-before[s].Aborts, after[s].Fallbacks-before[s].Fallbacks
+		t.Logf("section %s: %d aborts, %d fallbacks in %d batches (fire: %+v)", s, a, f, batches, st)
+		if os.Getenv("GORSEQ_TEST_REPORT_FALLBACKS") != "" {
+			fmt.Printf("FALLBACKS %s %d\n", s, f)
+		}
+		if rseq.Features().Operations && a == 0 {
+			t.Errorf("section %s never aborted under fire: the abort path is untested", s)
+		}
+	}
+	return batches
+}
+
+func parallel(workers int, body func(w int)) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body(w)
+		}()
+	}
+	wg.Wait()
+}
+
+func TestParamIncrement(t *testing.T) {
+	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
+		t.Run(ix.String(), func(t *testing.T) {
+			slots := make([]paddedInt, rseq.Slots())
+			var want int64
+			batches := scenario(t, []string{"add"}, func(workers, n int) {
+				parallel(workers, func(int) {
+					for range n {
+						s := rseq.Add(unsafe.Pointer(&slots[0]), lineSize, ix, 1)
+						if s < 0 || s >= rseq.Slots() {
+							panic("slot out of range")
+						}
+					}
+				})
+				want += int64(workers * n)
+			})
+			var got int64
+			for i := range slots {
+				got += atomic.LoadInt64(&slots[i].n)
+			}
+			if got != want {
+				t.Fatalf("sum %d after %d batches, want %d (lost or doubled %d)", got, batches, want, want-got)
+			}
+		})
+	}
+}
+
+func TestAddIndirect(t *testing.T) {
+	type target struct {
+		pad int64
+		n   int64
+		_   [lineSize - 16]byte
+	}
+	targets := make([]target, rseq.Slots())
+	ptrs := make([]paddedWord, rseq.Slots())
+	for i := range ptrs {
+		ptrs[i].v = uintptr(unsafe.Pointer(&targets[i]))
+	}
+	var want int64
+	scenario(t, []string{"addIndirect"}, func(workers, n int) {
+		parallel(workers, func(int) {
+			for range n {
+				rseq.AddIndirect(unsafe.Pointer(&ptrs[0]), lineSize, rseq.ByCPU, unsafe.Offsetof(targets[0].n), 2)
+			}
+		})
+		want += int64(2 * workers * n)
+	})
+	var got int64
+	for i := range targets {
+		got += atomic.LoadInt64(&targets[i].n)
+	}
+	runtime.KeepAlive(targets)
+	if got != want {
+		t.Fatalf("sum %d, want %d", got, want)
+	}
+}
+
+// lockSlot takes the calling CPU's spinlock with a compare-and-store
+// section and returns the slot locked.
+func lockSlot(locks []paddedWord) int {
+	for {
+		s := rseq.ByCPU.Slot()
+		switch rseq.CompareAndStore(rseq.ByCPU, s, &locks[s].v, 0, 1) {
+		case rseq.Committed:
+			return s
+		case rseq.CompareFailed:
+			runtime.Gosched() // the holder was preempted on this CPU
+		}
+	}
+}
+
+func TestParamSpinlock(t *testing.T) {
+	locks := make([]paddedWord, rseq.Slots())
+	counts := make([]paddedInt, rseq.Slots())
+	var want int64
+	scenario(t, []string{"cmpStore"}, func(workers, n int) {
+		parallel(workers, func(int) {
+			for range n {
+				s := lockSlot(locks)
+				counts[s].n++ // plain: the per-CPU lock protects it
+				atomic.StoreUintptr(&locks[s].v, 0)
+			}
+		})
+		want += int64(workers * n)
+	})
+	var got int64
+	for i := range counts {
+		got += counts[i].n
+	}
+	if got != want {
+		t.Fatalf("spinlock-protected sum %d, want %d", got, want)
+	}
+}
+
+type listNode struct {
+	next uintptr // address of the next node, 0 at the end
+	held atomic.Int32
+	_    [lineSize - 12]byte
+}
+
+func TestParamList(t *testing.T) {
+	nodes := make([]listNode, 4*rseq.Slots()+64)
+	heads := make([]paddedWord, rseq.Slots())
+	base := uintptr(unsafe.Pointer(&nodes[0]))
+	index := func(a uintptr) int { return int((a - base) / unsafe.Sizeof(nodes[0])) }
+	for i := range nodes {
+		s := i % rseq.Slots()
+		nodes[i].next = heads[s].v
+		heads[s].v = uintptr(unsafe.Pointer(&nodes[i]))
+	}
+	var dups atomic.Int64
+	scenario(t, []string{"pop", "cmpStore"}, func(workers, n int) {
+		parallel(workers, func(int) {
+			for range n {
+				_, head, ok := rseq.Pop(unsafe.Pointer(&heads[0]), lineSize, rseq.ByCPU, 0, 0)
+				if !ok {
+					runtime.Gosched()
+					continue
+				}
+				nd := &nodes[index(head)]
+				if !nd.held.CompareAndSwap(0, 1) {
+					dups.Add(1) // popped twice
+				}
+				nd.held.Store(0)
+				for { // push it on the list of the CPU we are on now
+					s := rseq.ByCPU.Slot()
+					old := atomic.LoadUintptr(&heads[s].v)
+					atomic.StoreUintptr(&nd.next, old)
+					if rseq.CompareAndStore(rseq.ByCPU, s, &heads[s].v, old, head) == rseq.Committed {
+						break
+					}
+				}
+			}
+		})
+	})
+	if d := dups.Load(); d != 0 {
+		t.Errorf("%d nodes were popped while another goroutine held them", d)
+	}
+	seen := make([]int, len(nodes))
+	total := 0
+	for s := range heads {
+		for a := heads[s].v; a != 0; a = nodes[index(a)].next {
+			seen[index(a)]++
+			if total++; total > len(nodes) {
+				t.Fatal("a list has a cycle")
+			}
+		}
+	}
+	for i, c := range seen {
+		if c != 1 {
+			t.Errorf("node %d is on the lists %d times", i, c)
+		}
+	}
+	runtime.KeepAlive(nodes)
+}
+
+const bufferCap = 1024
+
+type ptrBuffer struct {
+	count uintptr
+	_     [lineSize - 8]byte
+	items [bufferCap]uintptr
+}
+
+func (b *ptrBuffer) push(ix rseq.Index, bufs []ptrBuffer, item uintptr) bool {
+	for {
+		s := ix.Slot()
+		b := &bufs[s]
+		n := atomic.LoadUintptr(&b.count)
+		if n == bufferCap {
+			return false
+		}
+		if rseq.StoreThenCommit(ix, s, &b.count, n, &b.items[n], item, n+1) == rseq.Committed {
+			return true
+		}
+	}
+}
+
+func popBuffer(ix rseq.Index, bufs []ptrBuffer) (uintptr, bool) {
+	for {
+		s := ix.Slot()
+		b := &bufs[s]
+		n := atomic.LoadUintptr(&b.count)
+		if n == 0 {
+			return 0, false
+		}
+		item := atomic.LoadUintptr(&b.items[n-1])
+		if rseq.CompareBothAndStore(ix, s, &b.count, n, &b.items[n-1], item, n-1) == rseq.Committed {
+			return item, true
+		}
+	}
+}
+
+func TestParamBuffer(t *testing.T) {
+	bufs := make([]ptrBuffer, rseq.Slots())
+	const items = 512
+	for i := 1; i <= items; i++ {
+		b := &bufs[i%rseq.Slots()]
+		b.items[b.count] = uintptr(i)
+		b.count++
+	}
+	var lost atomic.Int64
+	scenario(t, []string{"storeCommit", "cmp2Store"}, func(workers, n int) {
+		parallel(workers, func(int) {
+			for range n {
+				item, ok := popBuffer(rseq.ByCPU, bufs)
+				if !ok {
+					runtime.Gosched()
+					continue
+				}
+				if !(*ptrBuffer).push(nil, rseq.ByCPU, bufs, item) {
+					lost.Add(1)
+				}
+			}
+		})
+	})
+	if l := lost.Load(); l != 0 {
+		t.Fatalf("%d items found a full buffer", l)
+	}
+	seen := make([]int, items+1)
+	for s := range bufs {
+		for i := uintptr(0); i < bufs[s].count; i++ {
+			seen[bufs[s].items[i]]++
+		}
+	}
+	for i := 1; i <= items; i++ {
+		if seen[i] != 1 {
+			t.Errorf("item %d is in the buffers %d times", i, seen[i])
+		}
+	}
+}
+
+// record is copied whole by the memcpy scenario; check ties its fields so
+// a torn copy shows.
+type record struct{ id, a, b, check uint64 }
+
+func (r *record) sum() uint64 { return r.id*0x9e3779b97f4a7c15 ^ r.a ^ r.b*31 }
+
+type recBuffer struct {
+	count uintptr
+	_     [lineSize - 8]byte
+	recs  [256]record
+}
+
+func TestParamMemcpy(t *testing.T) {
+	bufs := make([]recBuffer, rseq.Slots())
+	const nrec = 200
+	for i := 1; i <= nrec; i++ {
+		b := &bufs[i%rseq.Slots()]
+		r := record{id: uint64(i), a: uint64(i) << 20, b: uint64(i) * 7}
+		r.check = r.sum()
+		b.recs[b.count] = r
+		b.count++
+	}
+	size := unsafe.Sizeof(record{})
+	var torn, full atomic.Int64
+	scenario(t, []string{"copyCommit"}, func(workers, n int) {
+		parallel(workers, func(w int) {
+			var r record
+			for range n {
+				// pop: copy the last record out, then commit count-1
+				got := false
+				for {
+					s := rseq.ByCPU.Slot()
+					b := &bufs[s]
+					c := atomic.LoadUintptr(&b.count)
+					if c == 0 {
+						break
+					}
+					if rseq.CopyThenCommit(rseq.ByCPU, s, &b.count, c, unsafe.Pointer(&r), unsafe.Pointer(&b.recs[c-1]), size, c-1) == rseq.Committed {
+						got = true
+						break
+					}
+				}
+				if !got {
+					runtime.Gosched()
+					continue
+				}
+				if r.check != r.sum() {
+					torn.Add(1)
+				}
+				r.a, r.b = r.b, r.a // change the record, keep it valid
+				r.check = r.sum()
+				for { // push: copy the record in, then commit count+1
+					s := rseq.ByCPU.Slot()
+					b := &bufs[s]
+					c := atomic.LoadUintptr(&b.count)
+					if c == uintptr(len(b.recs)) {
+						full.Add(1)
+						break
+					}
+					if rseq.CopyThenCommitRelease(rseq.ByCPU, s, &b.count, c, unsafe.Pointer(&b.recs[c]), unsafe.Pointer(&r), size, c+1) == rseq.Committed {
+						break
+					}
+				}
+			}
+		})
+	})
+	if n := torn.Load(); n != 0 {
+		t.Errorf("%d torn records", n)
+	}
+	if n := full.Load(); n != 0 {
+		t.Fatalf("%d records met a full buffer", n)
+	}
+	seen := make([]int, nrec+1)
+	for s := range bufs {
+		for i := uintptr(0); i < bufs[s].count; i++ {
+			r := &bufs[s].recs[i]
+			if r.check != r.sum() {
+				t.Errorf("torn record in slot %d at %d: %+v", s, i, *r)
+			}
+			if r.id >= 1 && r.id <= nrec {
+				seen[r.id]++
+			}
+		}
+	}
+	for i := 1; i <= nrec; i++ {
+		if seen[i] != 1 {
+			t.Errorf("record %d is in the buffers %d times", i, seen[i])
+		}
+	}
+}

@@ -1,0 +1,305 @@
+//go:build linux && amd64
+
+package rseq
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRuntimeAssumptions fails, naming the assumption, when the Go runtime
+// no longer matches what runtime_linux_amd64.go documents.
+func TestRuntimeAssumptions(t *testing.T) {
+	if !runtimeVerified(runtime.Version()) {
+		t.Fatalf("Go %s is not in verifiedGoReleases %v: check the assumptions in runtime_linux_amd64.go against its runtime and add it", runtime.Version(), verifiedGoReleases)
+	}
+	src := filepath.Join(runtime.GOROOT(), "src", "runtime")
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Skipf("runtime sources not available: %v", err)
+		}
+		return string(b)
+	}
+	rt2 := read("runtime2.go")
+	if !regexp.MustCompile(`tlsSlots\s*=\s*6\b`).MatchString(rt2) {
+		t.Error("assumption 1 broken: runtime2.go no longer says tlsSlots = 6 (m.tls[2] may not exist)")
+	}
+	if !regexp.MustCompile(`\btls\s+\[tlsSlots\]uintptr`).MatchString(rt2) {
+		t.Error("assumption 1 broken: m.tls is no longer [tlsSlots]uintptr")
+	}
+	sys := read("sys_linux_amd64.s")
+	if !strings.Contains(sys, "ADDQ\t$8, DI\t// ELF wants to use -8(FS)") {
+		t.Error("assumption 1 broken: runtime·settls no longer sets FS to &m.tls[1] (ADDQ $8, DI)")
+	}
+	// Nothing in the runtime may touch m.tls beyond slot 0 on linux/amd64.
+	for _, f := range []string{"sys_linux_amd64.s", "asm_amd64.s", "proc.go", "os_linux.go"} {
+		for _, pat := range []string{"m_tls+8", "m_tls+16", "tls[2]", "tls[1]"} {
+			if strings.Contains(read(f), pat) {
+				t.Errorf("assumption 1 broken: runtime/%s now uses %s", f, pat)
+			}
+		}
+	}
+	if features.Mode != ModeOwn {
+		t.Skipf("mode %v: the thread layout checks below need own mode", features.Mode)
+	}
+	// The layout holds on every thread, old and new.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // exit locked: the thread dies
+			if err := checkGoThreadLayout(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// allowedCPUs returns the CPUs the process may run on.
+func allowedCPUs(t testing.TB) []int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus
+}
+
+// checkIDsOnEveryCPU pins the calling goroutine's (locked) thread to each
+// allowed CPU in turn and compares the ids with getcpu, like the kernel's
+// basic_test.
+func checkIDsOnEveryCPU(cpus []int) []string {
+	var bad []string
+	var orig unix.CPUSet
+	unix.SchedGetaffinity(0, &orig)
+	defer unix.SchedSetaffinity(0, &orig)
+	for _, c := range cpus {
+		var set unix.CPUSet
+		set.Set(c)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		gc, gn := getcpu()
+		if got := CPU(); got != gc || got != c {
+			bad = append(bad, "CPU() = "+itoa(got)+" on CPU "+itoa(c)+", getcpu says "+itoa(gc))
+		}
+		if got := NodeID(); got != gn {
+			bad = append(bad, "NodeID() = "+itoa(got)+", getcpu says "+itoa(gn))
+		}
+		if got := ConcurrencyID(); got < 0 || got >= PossibleCPUs() {
+			bad = append(bad, "ConcurrencyID() = "+itoa(got)+" out of range")
+		}
+	}
+	return bad
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestIDsAgreeWithGetcpu(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if features.Usable && features.Mode == ModeOwn && unix.Gettid() != unix.Getpid() && AreaAddress() == 0 {
+		t.Fatal("a locked non-main thread has no area in own mode")
+	}
+	for _, b := range checkIDsOnEveryCPU(allowedCPUs(t)) {
+		t.Error(b)
+	}
+}
+
+// TestRegistrationManyThreads runs with GOMAXPROCS above the CPU count,
+// kills threads (locked goroutines that exit) and creates new ones, and
+// checks every thread's ids and areas.
+func TestRegistrationManyThreads(t *testing.T) {
+	if features.Mode != ModeOwn {
+		t.Skipf("mode %v", features.Mode)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4*runtime.NumCPU() + 1))
+	cpus := allowedCPUs(t)
+	rounds := 8
+	if testing.Short() {
+		rounds = 3
+	}
+	var mu sync.Mutex
+	var failures []string
+	for round := range rounds {
+		// Threads alive at once must have distinct areas.
+		var live sync.WaitGroup
+		seen := map[uintptr]int{}
+		release := make(chan struct{})
+		var ready sync.WaitGroup
+		for i := range 24 {
+			live.Add(1)
+			ready.Add(1)
+			go func() {
+				defer live.Done()
+				runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+				a := AreaAddress()
+				tid := unix.Gettid()
+				bad := checkIDsOnEveryCPU(cpus)
+				mu.Lock()
+				if a == 0 && tid != unix.Getpid() {
+					bad = append(bad, "no area on a new thread")
+				}
+				if a != 0 {
+					if other, dup := seen[a]; dup && other != tid {
+						bad = append(bad, "area shared by two live threads")
+					}
+					seen[a] = tid
+				}
+				for _, b := range bad {
+					failures = append(failures, "round "+itoa(round)+" goroutine "+itoa(i)+": "+b)
+				}
+				mu.Unlock()
+				ready.Done()
+				<-release
+			}()
+		}
+		ready.Wait()
+		close(release)
+		live.Wait()
+	}
+	for _, f := range failures {
+		t.Error(f)
+	}
+	// Areas of dead threads are recycled: after a sweep, no more areas
+	// are in use than the process has threads.
+	var used, threads int
+	for try := 0; try < 50; try++ {
+		areas.mu.Lock()
+		sweepAreas()
+		used = 0
+		for _, r := range areas.all {
+			if r.used {
+				used++
+			}
+		}
+		areas.mu.Unlock()
+		tasks, _ := os.ReadDir("/proc/self/task")
+		threads = len(tasks)
+		if used <= threads {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // exiting threads finish asynchronously
+	}
+	if used > threads {
+		t.Errorf("%d areas in use with %d threads alive: dead threads' areas are not recycled", used, threads)
+	}
+	t.Logf("%d areas in use, %d threads alive, after %d rounds of 24 dying threads", used, threads, rounds)
+}
+
+// TestKernelErrorRules checks the rseq system call's error rules through
+// the package's own registration code, on a locked thread.
+func TestKernelErrorRules(t *testing.T) {
+	if features.Mode != ModeOwn {
+		t.Skipf("mode %v: the package does not register areas itself", features.Mode)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a := AreaAddress()
+	if a == 0 {
+		t.Skip("this thread uses the fallback (main thread of a PIE binary?)")
+	}
+	// Unregister the package's area for the duration of the test; the
+	// thread is locked and runs nothing else.
+	if e := sysRseq(a, regLen, 1, Signature); e != 0 {
+		t.Fatalf("unregister own area: %v", e)
+	}
+	defer func() {
+		if e := sysRseq(a, regLen, 0, Signature); e != 0 {
+			t.Fatalf("re-register own area: %v", e)
+		}
+	}()
+	scratch, err := allocArea(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseArea(scratch)
+	cases := []struct {
+		name   string
+		area   uintptr
+		length uint32
+		flags  int
+		sig    uint32
+		want   unix.Errno
+	}{
+		{"bad flags", scratch, regLen, 2, Signature, unix.EINVAL},
+		{"misaligned area", scratch + 8, regLen, 0, Signature, unix.EINVAL},
+		{"length 31", scratch, 31, 0, Signature, unix.EINVAL},
+		{"register", scratch, regLen, 0, Signature, 0},
+		{"same area twice", scratch, regLen, 0, Signature, unix.EBUSY},
+		{"another area while registered", a, regLen, 0, Signature, unix.EINVAL},
+		{"same area, other signature", scratch, regLen, 0, Signature + 1, unix.EPERM},
+		{"unregister with a wrong signature", scratch, regLen, 1, Signature + 1, unix.EPERM},
+		{"unregister", scratch, regLen, 1, Signature, 0},
+	}
+	for _, c := range cases {
+		if got := sysRseq(c.area, c.length, c.flags, c.sig); got != c.want {
+			t.Errorf("%s: rseq() = %v (%d), want %v (%d)", c.name, got, int(got), c.want, int(c.want))
+		}
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{{"0", 1, true}, {"0-1", 2, true}, {"0-3,8-11", 12, true}, {"5,2", 6, true}, {"", 0, false}, {"a-b", 0, false}} {
+		got, ok := parseCPUList(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("parseCPUList(%q) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestFeaturesOnThisKernel checks the discovery against the auxiliary
+// vector, and against the legacy ABI where CI boots a kernel without the
+// auxv entries (GORSEQ_EXPECT_AUXV=0, set by .ci/qemu-test.sh).
+func TestFeaturesOnThisKernel(t *testing.T) {
+	f := Features()
+	t.Logf("%+v", f)
+	size, align, haveSize, haveAlign, _, _ := auxvValues()
+	if haveSize != f.FromAuxv || (haveSize && uintptr(f.FeatureSize) != size) || (haveAlign && uintptr(f.Alignment) != align) {
+		t.Errorf("features %d/%d (from auxv %v) disagree with auxv %d/%d (%v/%v)", f.FeatureSize, f.Alignment, f.FromAuxv, size, align, haveSize, haveAlign)
+	}
+	if !haveSize && (f.FeatureSize != 20 || f.Alignment != 32 || f.NodeID || f.ConcurrencyID) {
+		t.Errorf("without auxv entries the original ABI applies: got %+v", f)
+	}
+	if os.Getenv("GORSEQ_EXPECT_AUXV") == "0" {
+		if f.FromAuxv {
+			t.Error("GORSEQ_EXPECT_AUXV=0 but the kernel reported AT_RSEQ_FEATURE_SIZE")
+		}
+		if !f.Usable || f.AreaSize != 32 {
+			t.Errorf("legacy kernel: want usable rseq with 32-byte areas, got %+v", f)
+		}
+	}
+	if f.Usable && f.Mode == ModeOwn && int(regLen) != f.AreaSize {
+		t.Errorf("AreaSize %d, registered %d", f.AreaSize, regLen)
+	}
+	if f.Usable && !f.Operations && !raceEnabled {
+		t.Errorf("operations disabled: %s", f.OperationsReason)
+	}
+}
