@@ -1,13 +1,5 @@
 package rseq
 
-// CPU returns the number of the CPU the calling thread is running on. The
-// answer may be stale as soon as it is returned, since the goroutine can be
-// moved at any time; it was exact at the instant it was read.
-//
-// Where the thread has an rseq area CPU reads cpu_id from it (a few loads,
-// no atomic instruction); elsewhere it makes the getcpu system call.
-func CPU() int
-
 // NodeID returns the NUMA node of the CPU the calling thread runs on: the
 // area's node_id where the kernel provides it (Linux 6.3 and later), else
 // the node of CPU() in the kernel's CPU-to-node map, else getcpu's node.

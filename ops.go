@@ -259,3 +259,18 @@ func fallbackLock(addr uintptr) *sync.Mutex {
 	h := (addr >> 3) ^ (addr >> 9) ^ (addr >> 15)
 	return &fallbackLocks[h%uintptr(len(fallbackLocks))].Mutex
 }
+
+// Section describes one restartable critical section of the package, at
+// its address in the running process.
+type Section struct {
+	// Name is the operation, e.g. "add" or "copyCommit".
+	Name string
+	// Descriptor is the address of its struct rseq_cs.
+	Descriptor uintptr
+	// Start is start_ip, PostCommit is start_ip + post_commit_offset (the
+	// first address after the commit store) and Abort is abort_ip.
+	Start, PostCommit, Abort uintptr
+	// Exits lists the addresses the section may leave through other than
+	// the abort handler and the fall-through at PostCommit.
+	Exits []uintptr
+}

@@ -13,30 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Signature is the abort signature the package registers its own areas with
-// on x86: the value glibc and librseq use, so that code written for either
-// also runs on threads registered here. In code it is emitted as the bytes
-// 0f b9 3d 53 30 05 53, which decode as a single ud1 instruction.
-const Signature uint32 = 0x53053053
-
-// The original ABI: struct rseq was 32 bytes with 20 bytes of fields.
-const (
-	origAreaSize    = 32
-	origFeatureSize = 20
-	origAlign       = 32
-)
-
-// Offsets of struct rseq's fields.
-const (
-	offCPUIDStart = 0
-	offCPUID      = 4
-	offRseqCS     = 8
-	offFlags      = 16
-	offNodeID     = 20
-	offMMCID      = 24
-	offSliceCtrl  = 28
-)
-
 // Auxiliary vector entries the kernel adds from Linux 6.3.
 const (
 	atRseqFeatureSize = 27
@@ -48,12 +24,6 @@ const (
 // areaMode selects how the assembly finds a thread's area. It is set once
 // during package initialisation and read by LOAD_AREA.
 var areaMode uint8
-
-const (
-	areaModeNone  = 0
-	areaModeOwn   = 1 // MODE_OWN in area_linux_amd64.h
-	areaModeGlibc = 2 // MODE_GLIBC
-)
 
 // glibcOffset is __rseq_offset in glibc mode.
 var glibcOffset int64
@@ -141,11 +111,6 @@ func initFeatures(f *Support) {
 		fail(0, fmt.Sprintf("the package's runtime assumptions are not verified for %s (verified: %v)", f.GoVersion, verifiedGoReleases))
 		return
 	}
-	// rseq(NULL, 0, 0, 0) fails with EINVAL wherever the call exists.
-	if e := sysRseq(0, 0, 0, 0); e != unix.EINVAL {
-		fail(e, describeErrno(e))
-		return
-	}
 
 	cgo, err := threadPointerIsLibc()
 	if err != nil {
@@ -157,6 +122,12 @@ func initFeatures(f *Support) {
 	if gerr == nil {
 		f.Glibc, f.GlibcOffset, f.GlibcSize = true, g.offset, g.size
 	}
+	// rseq(NULL, 0, 0, 0) fails with EINVAL wherever the call exists.
+	if e := sysRseq(0, 0, 0, 0); e != unix.EINVAL {
+		fail(e, describeErrno(e))
+		return
+	}
+
 	if cgo {
 		switch {
 		case gerr != nil:

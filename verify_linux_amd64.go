@@ -8,7 +8,7 @@ import (
 	"unsafe"
 )
 
-// Implemented in ops_amd64.s; each jumps to its Go fallback (same
+// Implemented in ops_linux_amd64.s; each jumps to its Go fallback (same
 // signature) when the thread has no usable area.
 func addSection(base unsafe.Pointer, stride, field uintptr, n int64) (slot int)
 func addIndirectSection(base unsafe.Pointer, stride, field, off uintptr, n int64) (slot int)
@@ -19,7 +19,7 @@ func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 
 func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
 func opsIndex(field uintptr) (v uint32, ok bool)
 
-// Implemented in sections_amd64.s (generated).
+// Implemented in sections_linux_amd64.s (generated).
 func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 
 // sectionLayout is what internal/gensections measured of one section.
@@ -94,21 +94,6 @@ func verifySections(read func(addr uintptr, n int) []byte) error {
 		return fmt.Errorf("exit point table has %d entries, layout %d", numExitPoints, e)
 	}
 	return nil
-}
-
-// Section describes one restartable critical section of the package, at
-// its address in the running process.
-type Section struct {
-	// Name is the operation, e.g. "add" or "copyCommit".
-	Name string
-	// Descriptor is the address of its struct rseq_cs.
-	Descriptor uintptr
-	// Start is start_ip, PostCommit is start_ip + post_commit_offset (the
-	// first address after the commit store) and Abort is abort_ip.
-	Start, PostCommit, Abort uintptr
-	// Exits lists the addresses the section may leave through other than
-	// the abort handler and the fall-through at PostCommit.
-	Exits []uintptr
 }
 
 // Sections returns the package's restartable sections as they lie in this

@@ -22,7 +22,7 @@
 // commit) write memory. The comments "// rseq:start NAME", "rseq:commit",
 // "rseq:abort" and "rseq:exit" mark the instructions that
 // internal/gensections measures to generate the descriptors in
-// sections_amd64.s; the package verifies them against the code bytes at
+// sections_linux_amd64.s; the package verifies them against the code bytes at
 // start-up. R8 holds the area, AX is scratch, BP, R14 and R15 are not used.
 
 #include "textflag.h"

@@ -1,0 +1,35 @@
+package rseq
+
+// Facts of the kernel's rseq ABI (include/uapi/linux/rseq.h).
+
+// Signature is the abort signature the package registers its own areas with
+// on x86: the value glibc and librseq use, so that code written for either
+// also runs on threads registered here. In code it is emitted as the bytes
+// 0f b9 3d 53 30 05 53, which decode as a single ud1 instruction.
+const Signature uint32 = 0x53053053
+
+// The original ABI: struct rseq was 32 bytes with 20 bytes of fields.
+const (
+	origAreaSize    = 32
+	origFeatureSize = 20
+	origAlign       = 32
+)
+
+// Offsets of struct rseq's fields.
+const (
+	offCPUIDStart = 0
+	offCPUID      = 4
+	offRseqCS     = 8
+	offFlags      = 16
+	offNodeID     = 20
+	offMMCID      = 24
+	offSliceCtrl  = 28
+)
+
+// Values of areaMode and opsMode, shared with the assembly's
+// area_linux_amd64.h.
+const (
+	areaModeNone  = 0
+	areaModeOwn   = 1 // MODE_OWN
+	areaModeGlibc = 2 // MODE_GLIBC
+)

@@ -1,0 +1,55 @@
+//go:build !linux || !amd64
+
+package rseq
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// On every platform but linux/amd64 the package runs its fallback: ids from
+// getcpu (Linux) and per-CPU operations under the fallback's locks.
+
+var features = Support{
+	Reason:           fmt.Sprintf("restartable sequences are implemented for linux/amd64; %s/%s uses the fallback", runtime.GOOS, runtime.GOARCH),
+	FeatureSize:      20,
+	Alignment:        32,
+	Signature:        Signature,
+	OperationsReason: "rseq is not usable on " + runtime.GOOS + "/" + runtime.GOARCH,
+	GoVersion:        runtime.Version(),
+}
+
+func currentArea() uintptr             { return 0 }
+func ensureArea() uintptr              { return 0 }
+func areaField(uintptr) (uint32, bool) { return 0, false }
+func opsIndex(uintptr) (uint32, bool)  { return 0, false }
+
+// AreaAddress returns 0: no thread has an rseq area on this platform.
+func AreaAddress() uintptr { return 0 }
+
+// Sections returns nil: the package has no restartable sections on this
+// platform.
+func Sections() []Section { return nil }
+
+func addSection(base unsafe.Pointer, stride, field uintptr, n int64) int {
+	return addFallback(base, stride, field, n)
+}
+func addIndirectSection(base unsafe.Pointer, stride, field, off uintptr, n int64) int {
+	return addIndirectFallback(base, stride, field, off, n)
+}
+func popSection(base unsafe.Pointer, stride, field, empty, nextOff uintptr) (int, uintptr, bool) {
+	return popFallback(base, stride, field, empty, nextOff)
+}
+func cmpStoreSection(field uintptr, slot int, v *uintptr, expect, new uintptr) Status {
+	return cmpStoreFallback(field, slot, v, expect, new)
+}
+func cmp2StoreSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, expect2, new uintptr) Status {
+	return cmp2StoreFallback(field, slot, v, expect, v2, expect2, new)
+}
+func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status {
+	return storeCommitFallback(field, slot, v, expect, v2, new2, new)
+}
+func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status {
+	return copyCommitFallback(field, slot, v, expect, dst, src, n, new)
+}
