@@ -436,7 +436,23 @@ func testGlibcAreaReused(t *testing.T, prog string) {
 	}
 	// Each thread has one registration, and it is glibc's: glibc registers
 	// with the length of its struct rseq, 32 bytes.
-	configs := rseqConfigs(t, c.cmd.Process.Pid)
+	// A thread the runtime is creating right now exists for a moment
+	// before glibc's start_thread registers its area: ask again before
+	// calling a missing registration an error.
+	var configs map[int]rseqConfig
+	for try := 0; ; try++ {
+		configs = rseqConfigs(t, c.cmd.Process.Pid)
+		missing := 0
+		for _, cfg := range configs {
+			if cfg.Pointer == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || try == 10 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	checkRegistrations(t, c, configs, 32)
 	for tid, cfg := range configs {
 		if cfg.Pointer == 0 {
