@@ -1,5 +1,7 @@
 package rseq
 
+//go:generate go run ./internal/gensections
+
 import (
 	"sync"
 	"sync/atomic"
