@@ -8,28 +8,33 @@
 #define MODE_OWN 1
 #define MODE_GLIBC 2
 
-// LOAD_AREA(mode, reg, fail) leaves the address of the calling thread's struct
-// rseq in reg, or jumps to fail when the thread has no usable area (process
-// in fallback mode, thread not yet registered, thread in fallback). It
-// clobbers only reg and the flags, and defines the labels area_glibc and
-// area_ok, so it can be used once per TEXT symbol.
+// LOAD_AREA(mode, reg, fail) leaves the address of the calling thread's
+// struct rseq in reg, or jumps to fail when the thread has no usable area.
+// mode is the byte variable (·areaMode or ·opsMode) that says how areas are
+// found. Own mode, the common case, falls straight through:
 //   own mode:   reg = m.tls[2]; 0 means not registered yet, 1 fallback.
+// Glibc mode is handled out of line by GLIBC_AREA, which every function
+// that uses LOAD_AREA must place after one of its RETs:
 //   glibc mode: reg = 0(FS) + __rseq_offset, usable while cpu_id >= 0
 //               (glibc writes -2 there when its registration failed).
+// Both clobber only reg and the flags and define the labels area_glibc and
+// area_ok, so each can be used once per TEXT symbol.
 #define LOAD_AREA(mode, reg, fail) \
 	CMPB	mode, $MODE_OWN; \
 	JNE	area_glibc; \
 	MOVQ	THREAD_SLOT(FS), reg; \
 	CMPQ	reg, $1; \
 	JLS	fail; \
-	JMP	area_ok; \
+area_ok: NOP
+
+#define GLIBC_AREA(mode, reg, fail) \
 area_glibc: CMPB	mode, $MODE_GLIBC; \
 	JNE	fail; \
 	MOVQ	0(FS), reg; \
 	ADDQ	·glibcOffset(SB), reg; \
 	CMPL	4(reg), $0; \
 	JLT	fail; \
-area_ok: NOP
+	JMP	area_ok
 
 // RSEQ_SIGNATURE emits the x86 abort signature 0x53053053 as the bytes
 // 0f b9 3d 53 30 05 53 (one ud1 instruction). The kernel checks that the 4

@@ -15,6 +15,7 @@
 //	signature               0f b9 3d 53 30 05 53
 //	abort:                  count the abort, JMP restart
 //	exits:                  compare-failed / moved / empty paths
+//	GLIBC_AREA              glibc mode's way to the area, out of line
 //
 // The sections have no calls, system calls or indirect branches, are entered
 // only at the top, and only their commit store (and the speculative stores of
@@ -54,6 +55,7 @@ restart:
 	LOCK	// rseq:abort add
 	INCQ	ABORTS_add
 	JMP	restart
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addFallback(SB)
 
@@ -85,6 +87,7 @@ restart:
 	LOCK	// rseq:abort addIndirect
 	INCQ	ABORTS_addIndirect
 	JMP	restart
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addIndirectFallback(SB)
 
@@ -127,6 +130,7 @@ isempty:
 	MOVQ	$0, head+48(FP)
 	MOVB	$0, ok+56(FP)
 	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·popFallback(SB)
 
@@ -163,6 +167,7 @@ cmpfail:
 moved:
 	MOVB	$2, ret+40(FP)	// rseq:exit cmpStore
 	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·cmpStoreFallback(SB)
 
@@ -203,6 +208,7 @@ cmpfail:
 moved:
 	MOVB	$2, ret+56(FP)	// rseq:exit cmp2Store
 	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·cmp2StoreFallback(SB)
 
@@ -243,6 +249,7 @@ cmpfail:
 moved:
 	MOVB	$2, ret+56(FP)	// rseq:exit storeCommit
 	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·storeCommitFallback(SB)
 
@@ -302,6 +309,7 @@ cmpfail:
 moved:
 	MOVB	$2, ret+64(FP)	// rseq:exit copyCommit
 	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·copyCommitFallback(SB)
 
@@ -315,6 +323,7 @@ TEXT ·opsIndex(SB), NOSPLIT, $0-13
 	MOVL	AX, v+8(FP)
 	MOVB	$1, ok+12(FP)
 	RET
+	GLIBC_AREA(·opsMode(SB), AX, none)
 none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)

@@ -10,11 +10,11 @@ const numExitPoints = 9
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
 var sectionLayouts = [numSections]sectionLayout{
-	{fn: "addSection", start: 89, postCommit: 22, abort: 124, exits: nil, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x14, 0x0f}},
-	{fn: "addIndirectSection", start: 94, postCommit: 26, abort: 133, exits: nil, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4f, 0x89, 0x24, 0x1a}},
-	{fn: "popSection", start: 102, postCommit: 29, abort: 154, exits: []uintptr{164}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x29}},
-	{fn: "cmpStoreSection", start: 94, postCommit: 17, abort: 124, exits: []uintptr{134, 140}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
-	{fn: "cmp2StoreSection", start: 108, postCommit: 22, abort: 143, exits: []uintptr{153, 159}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
-	{fn: "storeCommitSection", start: 108, postCommit: 20, abort: 141, exits: []uintptr{151, 157}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
-	{fn: "copyCommitSection", start: 121, postCommit: 68, abort: 202, exits: []uintptr{212, 218}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
+	{fn: "addSection", start: 55, postCommit: 22, abort: 90, exits: nil, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x14, 0x0f}},
+	{fn: "addIndirectSection", start: 60, postCommit: 26, abort: 99, exits: nil, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4f, 0x89, 0x24, 0x1a}},
+	{fn: "popSection", start: 68, postCommit: 29, abort: 120, exits: []uintptr{130}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x29}},
+	{fn: "cmpStoreSection", start: 60, postCommit: 17, abort: 90, exits: []uintptr{100, 106}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
+	{fn: "cmp2StoreSection", start: 74, postCommit: 22, abort: 109, exits: []uintptr{119, 125}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
+	{fn: "storeCommitSection", start: 74, postCommit: 20, abort: 107, exits: []uintptr{117, 123}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
+	{fn: "copyCommitSection", start: 83, postCommit: 68, abort: 164, exits: []uintptr{174, 180}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
 }

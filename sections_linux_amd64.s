@@ -9,45 +9,45 @@
 // add
 DATA ·__rseq_cs+0(SB)/4, $0
 DATA ·__rseq_cs+4(SB)/4, $0
-DATA ·__rseq_cs+8(SB)/8, $·addSection+89(SB)
+DATA ·__rseq_cs+8(SB)/8, $·addSection+55(SB)
 DATA ·__rseq_cs+16(SB)/8, $22
-DATA ·__rseq_cs+24(SB)/8, $·addSection+124(SB)
+DATA ·__rseq_cs+24(SB)/8, $·addSection+90(SB)
 // addIndirect
 DATA ·__rseq_cs+32(SB)/4, $0
 DATA ·__rseq_cs+36(SB)/4, $0
-DATA ·__rseq_cs+40(SB)/8, $·addIndirectSection+94(SB)
+DATA ·__rseq_cs+40(SB)/8, $·addIndirectSection+60(SB)
 DATA ·__rseq_cs+48(SB)/8, $26
-DATA ·__rseq_cs+56(SB)/8, $·addIndirectSection+133(SB)
+DATA ·__rseq_cs+56(SB)/8, $·addIndirectSection+99(SB)
 // pop
 DATA ·__rseq_cs+64(SB)/4, $0
 DATA ·__rseq_cs+68(SB)/4, $0
-DATA ·__rseq_cs+72(SB)/8, $·popSection+102(SB)
+DATA ·__rseq_cs+72(SB)/8, $·popSection+68(SB)
 DATA ·__rseq_cs+80(SB)/8, $29
-DATA ·__rseq_cs+88(SB)/8, $·popSection+154(SB)
+DATA ·__rseq_cs+88(SB)/8, $·popSection+120(SB)
 // cmpStore
 DATA ·__rseq_cs+96(SB)/4, $0
 DATA ·__rseq_cs+100(SB)/4, $0
-DATA ·__rseq_cs+104(SB)/8, $·cmpStoreSection+94(SB)
+DATA ·__rseq_cs+104(SB)/8, $·cmpStoreSection+60(SB)
 DATA ·__rseq_cs+112(SB)/8, $17
-DATA ·__rseq_cs+120(SB)/8, $·cmpStoreSection+124(SB)
+DATA ·__rseq_cs+120(SB)/8, $·cmpStoreSection+90(SB)
 // cmp2Store
 DATA ·__rseq_cs+128(SB)/4, $0
 DATA ·__rseq_cs+132(SB)/4, $0
-DATA ·__rseq_cs+136(SB)/8, $·cmp2StoreSection+108(SB)
+DATA ·__rseq_cs+136(SB)/8, $·cmp2StoreSection+74(SB)
 DATA ·__rseq_cs+144(SB)/8, $22
-DATA ·__rseq_cs+152(SB)/8, $·cmp2StoreSection+143(SB)
+DATA ·__rseq_cs+152(SB)/8, $·cmp2StoreSection+109(SB)
 // storeCommit
 DATA ·__rseq_cs+160(SB)/4, $0
 DATA ·__rseq_cs+164(SB)/4, $0
-DATA ·__rseq_cs+168(SB)/8, $·storeCommitSection+108(SB)
+DATA ·__rseq_cs+168(SB)/8, $·storeCommitSection+74(SB)
 DATA ·__rseq_cs+176(SB)/8, $20
-DATA ·__rseq_cs+184(SB)/8, $·storeCommitSection+141(SB)
+DATA ·__rseq_cs+184(SB)/8, $·storeCommitSection+107(SB)
 // copyCommit
 DATA ·__rseq_cs+192(SB)/4, $0
 DATA ·__rseq_cs+196(SB)/4, $0
-DATA ·__rseq_cs+200(SB)/8, $·copyCommitSection+121(SB)
+DATA ·__rseq_cs+200(SB)/8, $·copyCommitSection+83(SB)
 DATA ·__rseq_cs+208(SB)/8, $68
-DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+202(SB)
+DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+164(SB)
 GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $224
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
@@ -62,24 +62,24 @@ GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $56
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
-DATA ·__rseq_exit_point_array+0(SB)/8, $·popSection+102(SB)
-DATA ·__rseq_exit_point_array+8(SB)/8, $·popSection+164(SB)
-DATA ·__rseq_exit_point_array+16(SB)/8, $·cmpStoreSection+94(SB)
-DATA ·__rseq_exit_point_array+24(SB)/8, $·cmpStoreSection+134(SB)
-DATA ·__rseq_exit_point_array+32(SB)/8, $·cmpStoreSection+94(SB)
-DATA ·__rseq_exit_point_array+40(SB)/8, $·cmpStoreSection+140(SB)
-DATA ·__rseq_exit_point_array+48(SB)/8, $·cmp2StoreSection+108(SB)
-DATA ·__rseq_exit_point_array+56(SB)/8, $·cmp2StoreSection+153(SB)
-DATA ·__rseq_exit_point_array+64(SB)/8, $·cmp2StoreSection+108(SB)
-DATA ·__rseq_exit_point_array+72(SB)/8, $·cmp2StoreSection+159(SB)
-DATA ·__rseq_exit_point_array+80(SB)/8, $·storeCommitSection+108(SB)
-DATA ·__rseq_exit_point_array+88(SB)/8, $·storeCommitSection+151(SB)
-DATA ·__rseq_exit_point_array+96(SB)/8, $·storeCommitSection+108(SB)
-DATA ·__rseq_exit_point_array+104(SB)/8, $·storeCommitSection+157(SB)
-DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+121(SB)
-DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+212(SB)
-DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+121(SB)
-DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+218(SB)
+DATA ·__rseq_exit_point_array+0(SB)/8, $·popSection+68(SB)
+DATA ·__rseq_exit_point_array+8(SB)/8, $·popSection+130(SB)
+DATA ·__rseq_exit_point_array+16(SB)/8, $·cmpStoreSection+60(SB)
+DATA ·__rseq_exit_point_array+24(SB)/8, $·cmpStoreSection+100(SB)
+DATA ·__rseq_exit_point_array+32(SB)/8, $·cmpStoreSection+60(SB)
+DATA ·__rseq_exit_point_array+40(SB)/8, $·cmpStoreSection+106(SB)
+DATA ·__rseq_exit_point_array+48(SB)/8, $·cmp2StoreSection+74(SB)
+DATA ·__rseq_exit_point_array+56(SB)/8, $·cmp2StoreSection+119(SB)
+DATA ·__rseq_exit_point_array+64(SB)/8, $·cmp2StoreSection+74(SB)
+DATA ·__rseq_exit_point_array+72(SB)/8, $·cmp2StoreSection+125(SB)
+DATA ·__rseq_exit_point_array+80(SB)/8, $·storeCommitSection+74(SB)
+DATA ·__rseq_exit_point_array+88(SB)/8, $·storeCommitSection+117(SB)
+DATA ·__rseq_exit_point_array+96(SB)/8, $·storeCommitSection+74(SB)
+DATA ·__rseq_exit_point_array+104(SB)/8, $·storeCommitSection+123(SB)
+DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+83(SB)
+DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+174(SB)
+DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+83(SB)
+DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+180(SB)
 GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $144
 
 // sectionFuncs: the entry address of each section's function.

@@ -53,6 +53,7 @@ TEXT ·currentArea(SB), NOSPLIT, $0-8
 	LOAD_AREA(·areaMode(SB), AX, none)
 	MOVQ	AX, ret+0(FP)
 	RET
+	GLIBC_AREA(·areaMode(SB), AX, none)
 none:
 	MOVQ	$0, ret+0(FP)
 	RET
@@ -65,6 +66,7 @@ TEXT ·CPU(SB), NOSPLIT, $0-8
 	MOVL	4(AX), AX
 	MOVQ	AX, ret+0(FP)
 	RET
+	GLIBC_AREA(·areaMode(SB), AX, slow)
 slow:
 	JMP	·cpuSlow(SB)
 
@@ -77,6 +79,7 @@ TEXT ·areaField(SB), NOSPLIT, $0-13
 	MOVL	AX, v+8(FP)
 	MOVB	$1, ok+12(FP)
 	RET
+	GLIBC_AREA(·areaMode(SB), AX, none)
 none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)
