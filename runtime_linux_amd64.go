@@ -84,7 +84,7 @@ func threadPointerIsLibc() (bool, error) {
 }
 
 // errLayout is wrapped by every failure of checkGoThreadLayout.
-var errLayout = errors.New("Go runtime thread layout assumption broken")
+var errLayout = errors.New("an assumption about the Go runtime's thread layout is broken")
 
 // checkGoThreadLayout checks assumption 1 on the calling thread, which must
 // be locked to its goroutine and not be a cgo thread. It returns an error

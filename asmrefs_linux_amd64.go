@@ -1,0 +1,14 @@
+//go:build linux && amd64
+
+package rseq
+
+// usedByAssembly names what only the assembly refers to (the fallbacks the
+// sections jump to, cpuSlow, glibcOffset), so that tools that do not read
+// assembly see it used.
+var usedByAssembly = [...]any{
+	cpuSlow, &glibcOffset,
+	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,
+	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
+}
+
+var _ = usedByAssembly
