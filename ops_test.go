@@ -72,7 +72,8 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 	for {
 		batch(workers(), opsPerWorker())
 		batches++
-		if !rseq.Features().Operations || aborted() || time.Now().After(deadline) {
+		if !rseq.Features().Operations || aborted() || time.Now().After(deadline) ||
+			(os.Getenv("GORSEQ_QEMU") != "" && batches >= 3) {
 			break
 		}
 	}
@@ -85,6 +86,13 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 			fmt.Printf("FALLBACKS %s %d\n", s, f)
 		}
 		if rseq.Features().Operations && a == 0 {
+			if os.Getenv("GORSEQ_QEMU") != "" {
+				// qemu's TCG delivers interrupts only between blocks of
+				// translated code, so a straight-line section is almost
+				// never interrupted inside: exactness is still checked.
+				t.Logf("section %s did not abort under qemu (expected with TCG)", s)
+				continue
+			}
 			t.Errorf("section %s never aborted under fire: the abort path is untested", s)
 		}
 	}
