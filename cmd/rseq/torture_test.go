@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildPercpu builds torture/testdata/percpu.c with the given -D flags.
+func buildPercpu(t *testing.T, defs ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "percpu")
+	args := append([]string{"-O2", "-pthread", "-o", bin, "../../torture/testdata/percpu.c"}, defs...)
+	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func runTortureCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"torture"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestTortureCommand(t *testing.T) {
+	bin := buildPercpu(t)
+	code, out, errs := runTortureCmd(t, "--progress", "0", "--reps", "2", "--", bin, "2", "20000")
+	if code != tortureOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"ok: sums 40000\n", "coverage: 25/25 abort points (100.0%", "inc20+0x12", "result: the program survived"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, errs = runTortureCmd(t, "--progress", "0", "--json", "--section", "^inc5", "--", bin, "1", "1000")
+	if code != tortureOK {
+		t.Fatalf("--json: exit %d\n%s\n%s", code, out, errs)
+	}
+	// The program's own line comes first, then the JSON report.
+	i := strings.Index(out, "{")
+	var rep struct {
+		Sections []struct {
+			Symbol          string
+			Points, Covered int
+		}
+		Coverage float64 `json:"coverage_percent"`
+		Survived bool
+	}
+	if i < 0 || json.Unmarshal([]byte(out[i:]), &rep) != nil {
+		t.Fatalf("no JSON report in %q", out)
+	}
+	if len(rep.Sections) != 1 || !strings.HasPrefix(rep.Sections[0].Symbol, "inc5") || rep.Sections[0].Covered != 5 || rep.Coverage != 100 || !rep.Survived {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+func TestTortureCommandBroken(t *testing.T) {
+	bin := buildPercpu(t, "-DBROKEN")
+	code, out, errs := runTortureCmd(t, "--progress", "0", "--", bin, "2", "20000")
+	if code != tortureFailed || !strings.Contains(out, "FAIL: sums") || !strings.Contains(out, "program: exited with status 1 (expected 0)") {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, tortureFailed, out, errs)
+	}
+}
+
+func TestTortureCommandTimeout(t *testing.T) {
+	bin := buildPercpu(t)
+	// A million aborts per point cannot finish: the timeout ends the
+	// torture, the program finishes untouched, coverage stays low.
+	code, out, errs := runTortureCmd(t, "--progress", "100ms", "--reps", "1000000", "--timeout", "300ms", "--", bin, "1", "100000")
+	if code != tortureLowCoverage || !strings.Contains(out, "the --timeout ended the torture") || !strings.Contains(out, "ok: sums 100000") {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, tortureLowCoverage, out, errs)
+	}
+	if !strings.Contains(errs, "torture:") || !strings.Contains(errs, "/25 points") {
+		t.Errorf("no progress lines on stderr: %q\n%s", errs, out)
+	}
+}
+
+func TestTortureCommandErrors(t *testing.T) {
+	if code, _, _ := runTortureCmd(t); code != tortureUsage {
+		t.Errorf("no command: exit %d", code)
+	}
+	if code, _, errs := runTortureCmd(t, "--", "/nonexistent/program"); code != tortureUsage || !strings.Contains(errs, "/nonexistent/program") {
+		t.Errorf("missing program: exit %d, %q", code, errs)
+	}
+	if code, _, _ := runTortureCmd(t, "--reps", "0", "--", "true"); code != tortureUsage {
+		t.Errorf("--reps 0: exit %d", code)
+	}
+	// A program without sections: nothing to cover.
+	code, out, _ := runTortureCmd(t, "--progress", "0", "--", "true")
+	if code != tortureLowCoverage || !strings.Contains(out, "no critical sections found") {
+		t.Errorf("true: exit %d\n%s", code, out)
+	}
+	if code, _, _ := runTortureCmd(t, "--progress", "0", "--min-coverage", "0", "--", "true"); code != tortureOK {
+		t.Errorf("true with --min-coverage 0: exit %d", code)
+	}
+	if code, _, _ := runTortureCmd(t, "--progress", "0", "--", "false"); code != tortureFailed {
+		t.Errorf("false: exit %d", code)
+	}
+	if code, _, _ := runTortureCmd(t, "--progress", "0", "--expect-exit", "1", "--min-coverage", "0", "--", "false"); code != tortureOK {
+		t.Errorf("false with --expect-exit 1: exit %d", code)
+	}
+}

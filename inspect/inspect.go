@@ -1,0 +1,377 @@
+//go:build linux
+
+// Package inspect reads the rseq registration of every thread of a live
+// process, the data behind "rseq ps".
+//
+// It attaches to one thread at a time with PTRACE_SEIZE and PTRACE_INTERRUPT,
+// reads the registration (PTRACE_GET_RSEQ_CONFIGURATION), the registers and
+// the registered area, and detaches at once, so that at most one thread of
+// the target is stopped, for tens of microseconds. It writes nothing into the
+// target. Threads that appear meanwhile are picked up; threads that exit are
+// counted and skipped.
+//
+// A thread stopped inside a critical section is not aborted by that stop on
+// Linux 6.18: the kernel clears rseq_cs and the rest of that pass runs
+// unprotected (older kernels abort it). The report shows the section the
+// thread was in when it stopped.
+package inspect
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorseq/rseq/internal/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// Section describes the critical section a thread is in.
+type Section struct {
+	Descriptor uint64 `json:"descriptor"`
+	Start      uint64 `json:"start"`
+	PostCommit uint64 `json:"post_commit_offset"`
+	Abort      uint64 `json:"abort"`
+	Object     string `json:"object,omitempty"`
+	Symbol     string `json:"symbol,omitempty"`
+}
+
+// Thread is what inspect found about one thread.
+type Thread struct {
+	TID  int    `json:"tid"`
+	Name string `json:"name"`
+	// Registered is false when the thread has no rseq area.
+	Registered bool `json:"registered"`
+	// Area, Size and Signature come from PTRACE_GET_RSEQ_CONFIGURATION.
+	Area      uint64 `json:"area"`
+	Size      uint32 `json:"size"`
+	Signature uint32 `json:"signature"`
+	// The fields below are read from the area (when Registered).
+	CPUIDStart uint32 `json:"cpu_id_start"`
+	CPUID      int32  `json:"cpu_id"`
+	NodeID     uint32 `json:"node_id"`
+	MMCID      uint32 `json:"mm_cid"`
+	AreaFlags  uint32 `json:"flags"`
+	// HasNodeCID is false for areas registered with the original 32-byte
+	// length on kernels older than 6.3, whose node_id and mm_cid are not
+	// written.
+	HasNodeCID bool   `json:"has_node_cid"`
+	RseqCS     uint64 `json:"rseq_cs"`
+	// IP is where the thread was stopped.
+	IP uint64 `json:"ip"`
+	// InSection is set when IP lies inside the section rseq_cs points to.
+	InSection bool `json:"in_section"`
+	// Section is the section rseq_cs points to, when set.
+	Section *Section `json:"section,omitempty"`
+	// Stop says how the thread stopped: "interrupt", "group-stop" (the
+	// process was already stopped) or "signal N" (a pending signal, which
+	// was delivered on detach).
+	Stop string `json:"stop"`
+}
+
+// Process is the report for one process.
+type Process struct {
+	PID     int      `json:"pid"`
+	Command string   `json:"command"`
+	Threads []Thread `json:"threads"`
+	// Vanished counts threads that exited while being inspected.
+	Vanished int `json:"vanished"`
+	// Notes are non-fatal problems (e.g. a thread that could not be read).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Symbolizer names the section that contains addr in process pid; it returns
+// ok false when it does not know one.
+type Symbolizer func(pid int, addr uint64) (object, symbol string, ok bool)
+
+// ErrExited reports a process that exited before or while it was inspected.
+var ErrExited = errors.New("process exited")
+
+// Inspect reports every thread of process pid. sym, if not nil, names the
+// sections threads are in. The error names the cause when the process cannot
+// be traced, when the kernel lacks PTRACE_GET_RSEQ_CONFIGURATION (Linux
+// 5.13+) or when the process exits mid-way (errors.Is(err, ErrExited)).
+func Inspect(pid int, sym Symbolizer) (*Process, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("invalid process id %d", pid)
+	}
+	if pid == os.Getpid() {
+		return nil, fmt.Errorf("process %d is this process: a process cannot trace its own threads", pid)
+	}
+	p := &Process{PID: pid}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil {
+		p.Command = strings.TrimSpace(string(b))
+	} else {
+		return nil, fmt.Errorf("process %d: %w (no such process)", pid, ErrExited)
+	}
+	mem, err := ptrace.OpenMem(pid, false)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("process %d: %w", pid, ErrExited)
+		}
+		// Opening /proc/PID/mem needs the same permission as tracing; let
+		// PTRACE_SEIZE below name the cause.
+		mem = nil
+	}
+	if mem != nil {
+		defer mem.Close()
+	}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	done := map[int]bool{}
+	attached := 0
+	for round := 0; ; round++ {
+		tids, err := ptrace.Threads(pid)
+		if err != nil {
+			if attached > 0 || len(done) > 0 {
+				return nil, fmt.Errorf("process %d: %w while it was being inspected", pid, ErrExited)
+			}
+			return nil, fmt.Errorf("process %d: %w", pid, ErrExited)
+		}
+		fresh := 0
+		for _, tid := range tids {
+			if done[tid] {
+				continue
+			}
+			done[tid] = true
+			fresh++
+			t, err := inspectThread(pid, tid, mem, sym)
+			switch {
+			case err == nil:
+				attached++
+				p.Threads = append(p.Threads, *t)
+			case errors.Is(err, errVanished):
+				p.Vanished++
+			case errors.Is(err, unix.EPERM):
+				return nil, ptrace.Explain(pid, err)
+			case errors.Is(err, ptrace.ErrNoRseqConfig):
+				return nil, err
+			default:
+				p.Notes = append(p.Notes, fmt.Sprintf("thread %d: %v", tid, err))
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+		if round == 50 {
+			p.Notes = append(p.Notes, "threads kept appearing; stopped looking after 50 rounds")
+			break
+		}
+	}
+	if len(p.Threads) == 0 {
+		return nil, fmt.Errorf("process %d: %w while it was being inspected", pid, ErrExited)
+	}
+	return p, nil
+}
+
+var errVanished = errors.New("thread exited")
+
+// inspectThread attaches to one thread, reads it and detaches.
+func inspectThread(pid, tid int, mem *ptrace.Mem, sym Symbolizer) (*Thread, error) {
+	if st := ptrace.ThreadState(pid, tid); st == 0 || st == 'Z' || st == 'X' {
+		// A zombie thread group leader never reports a stop.
+		return nil, errVanished
+	}
+	t := &Thread{TID: tid, Name: ptrace.ThreadName(pid, tid)}
+	if err := ptrace.Seize(tid, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, errVanished
+		}
+		if errors.Is(err, unix.EPERM) && exiting(pid, tid) {
+			// The kernel refuses to attach to an exiting task.
+			return nil, errVanished
+		}
+		return nil, err
+	}
+	if err := ptrace.Interrupt(tid); err != nil {
+		// The thread is attached but cannot be stopped: it is exiting.
+		waitGone(tid)
+		return nil, errVanished
+	}
+	sig, err := waitStop(tid)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case sig < 0:
+		t.Stop = "group-stop"
+	case sig == 0:
+		t.Stop = "interrupt"
+	default:
+		t.Stop = "signal " + strconv.Itoa(sig)
+	}
+	readErr := readThread(pid, t, mem, sym)
+	deliver := 0
+	if sig > 0 {
+		deliver = sig
+	}
+	if err := ptrace.Detach(tid, deliver); err != nil {
+		// ESRCH: the thread is no longer stopped (SIGKILL woke it) and
+		// dies attached; reap it so that its parent can.
+		waitGone(tid)
+		if errors.Is(err, unix.ESRCH) {
+			return nil, errVanished
+		}
+		return nil, fmt.Errorf("detaching: %w", err)
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	return t, nil
+}
+
+// exiting reports whether thread tid of pid turns out to be exiting: it
+// becomes a zombie or disappears within 20 ms.
+func exiting(pid, tid int) bool {
+	for i := 0; i < 20; i++ {
+		if st := ptrace.ThreadState(pid, tid); st == 0 || st == 'Z' || st == 'X' {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
+// waitStop waits for the stop PTRACE_INTERRUPT asked for. It returns 0 for an
+// interrupt stop, -1 for a group-stop and the signal number for a
+// signal-delivery-stop (to be delivered again on detach), or errVanished if
+// the thread exited.
+func waitStop(tid int) (int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	sleep := 20 * time.Microsecond
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, errVanished
+		}
+		if wpid == tid {
+			switch {
+			case ws.Exited() || ws.Signaled():
+				return 0, errVanished
+			case ws.Stopped():
+				if int(ws>>16) == unix.PTRACE_EVENT_STOP {
+					switch ws.StopSignal() {
+					case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+						return -1, nil
+					}
+					return 0, nil
+				}
+				return int(ws.StopSignal()), nil
+			}
+			continue
+		}
+		if st := ptrace.ThreadState(tid, tid); st == 0 || st == 'Z' || st == 'X' {
+			// Exiting. A zombie thread group leader reports its exit
+			// only once the whole group is gone; as its tracer we must
+			// reap that report, or its parent could not.
+			waitGone(tid)
+			return 0, errVanished
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("thread did not stop within 10s of PTRACE_INTERRUPT (state %c)", ptrace.ThreadState(tid, tid))
+		}
+		time.Sleep(sleep)
+		if sleep < time.Millisecond {
+			sleep *= 2
+		}
+	}
+}
+
+// waitGone reaps the exit of a thread that is exiting while attached (for up
+// to two seconds).
+func waitGone(tid int) {
+	for i := 0; i < 2000; i++ {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		if err != nil || (wpid == tid && (ws.Exited() || ws.Signaled())) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readThread fills t from the stopped thread.
+func readThread(pid int, t *Thread, mem *ptrace.Mem, sym Symbolizer) error {
+	cfg, err := ptrace.GetRseqConfig(t.TID)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return errVanished
+		}
+		return err
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(t.TID, &regs); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return errVanished
+		}
+		return fmt.Errorf("reading registers: %w", err)
+	}
+	t.IP = regs.Rip
+	if cfg.Pointer == 0 {
+		return nil
+	}
+	t.Registered = true
+	t.Area, t.Size, t.Signature = cfg.Pointer, cfg.Size, cfg.Signature
+	if mem == nil {
+		return fmt.Errorf("cannot read memory of process %d", pid)
+	}
+	var area [32]byte
+	if err := mem.Read(cfg.Pointer, area[:]); err != nil {
+		return fmt.Errorf("reading the rseq area: %w", err)
+	}
+	le := binary.LittleEndian
+	t.CPUIDStart = le.Uint32(area[ptrace.OffCPUIDStart:])
+	t.CPUID = int32(le.Uint32(area[ptrace.OffCPUID:]))
+	t.RseqCS = le.Uint64(area[ptrace.OffRseqCS:])
+	t.AreaFlags = le.Uint32(area[ptrace.OffFlags:])
+	t.NodeID = le.Uint32(area[ptrace.OffNodeID:])
+	t.MMCID = le.Uint32(area[ptrace.OffMMCID:])
+	t.HasNodeCID = nodeCIDKnown()
+	if t.RseqCS != 0 {
+		var cs [32]byte
+		s := &Section{Descriptor: t.RseqCS}
+		if err := mem.Read(t.RseqCS, cs[:]); err == nil {
+			s.Start = le.Uint64(cs[8:])
+			s.PostCommit = le.Uint64(cs[16:])
+			s.Abort = le.Uint64(cs[24:])
+			t.InSection = t.IP >= s.Start && t.IP-s.Start < s.PostCommit
+		}
+		if sym != nil {
+			addr := s.Start
+			if addr == 0 {
+				addr = t.IP
+			}
+			s.Object, s.Symbol, _ = sym(pid, addr)
+		}
+		t.Section = s
+	}
+	return nil
+}
+
+// nodeCIDKnown reports whether the kernel writes node_id and mm_cid
+// (AT_RSEQ_FEATURE_SIZE, Linux 6.3+, says the area has more than 20 bytes of
+// features).
+func nodeCIDKnown() bool {
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return false
+	}
+	for i := 0; i+16 <= len(b); i += 16 {
+		tag := binary.LittleEndian.Uint64(b[i:])
+		val := binary.LittleEndian.Uint64(b[i+8:])
+		if tag == 27 { // AT_RSEQ_FEATURE_SIZE
+			return val >= 28
+		}
+	}
+	return false
+}

@@ -1,0 +1,96 @@
+//go:build linux
+
+package ptrace
+
+import (
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestGetRseqConfig(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	time.Sleep(100 * time.Millisecond) // past exec and the loader's registration
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := Seize(pid, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := Interrupt(pid); err != nil {
+		t.Fatal(err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() || int(ws>>16) != unix.PTRACE_EVENT_STOP {
+		t.Fatalf("wait: %v, status %#x", err, uint32(ws))
+	}
+	cfg, err := GetRseqConfig(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pointer == 0 || cfg.Size != 32 || cfg.Signature != 0x53053053 {
+		t.Errorf("config %+v, want glibc's registration (size 32, signature 0x53053053)", cfg)
+	}
+	mem, err := OpenMem(pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	var area [32]byte
+	if err := mem.Read(cfg.Pointer, area[:]); err != nil {
+		t.Fatal(err)
+	}
+	if cpu := binary.LittleEndian.Uint32(area[OffCPUID:]); int(cpu) >= runtime.NumCPU() {
+		t.Errorf("cpu_id %d with %d CPUs", cpu, runtime.NumCPU())
+	}
+	if tids, err := Threads(pid); err != nil || len(tids) != 1 || tids[0] != pid {
+		t.Errorf("threads %v, %v", tids, err)
+	}
+	if n := ThreadName(pid, pid); n != "sleep" {
+		t.Errorf("name %q", n)
+	}
+	if st := ThreadState(pid, pid); st != 't' {
+		t.Errorf("state %c while stopped, want t", st)
+	}
+	if err := Detach(pid, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if st := ThreadState(pid, pid); st != 'S' {
+		t.Errorf("state %c after detach, want S", st)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	err := Explain(cmd.Process.Pid, Seize(cmd.Process.Pid, 0))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("gone process: %v", err)
+	}
+	// This process's own thread group cannot be traced by itself.
+	err = Explain(os.Getpid(), Seize(os.Getpid(), 0))
+	if err == nil || !strings.Contains(err.Error(), "no permission to trace") {
+		t.Errorf("self: %v", err)
+	}
+}
+
+func TestCaughtSignals(t *testing.T) {
+	// The Go runtime handles SIGURG (preemption) in every program.
+	if CaughtSignals(os.Getpid())&(1<<(unix.SIGURG-1)) == 0 {
+		t.Error("SIGURG not among this process's caught signals")
+	}
+}

@@ -1,0 +1,360 @@
+// Package stress applies "fire" to a test while it runs: the conditions
+// under which restartable sequences abort and threads change, so that tests
+// of per-CPU code can show their results stay exact.
+//
+// Start turns on, until the returned stop function is called:
+//
+//   - a CPU profile at a high rate (SIGPROF on every thread, many times per
+//     scheduler tick), written to io.Discard;
+//   - an affinity storm: a goroutine that keeps moving every thread of the
+//     process between CPUs with sched_setaffinity, using random non-empty
+//     subsets of the CPUs the process was allowed at the start;
+//   - forced garbage collections, back to back;
+//   - thread churn: goroutines that lock their thread and exit without
+//     unlocking it, so that the runtime kills the thread and creates new
+//     ones;
+//   - GOMAXPROCS above the CPU count (2*NumCPU+1 unless told otherwise), so
+//     the scheduler preempts and moves goroutines between threads;
+//   - a signal storm: SIGURG (the signal Go's runtime uses for preemption,
+//     which it ignores when no preemption was asked for) sent to every
+//     thread of the process, thousands of times a second. The CPU profile's
+//     SIGPROF comes at most once per kernel tick per thread, whatever the
+//     rate asked; this storm is what interrupts short sections often.
+//
+// Each part can be switched off in Options. The stop function undoes
+// everything (profile stopped, affinity masks and GOMAXPROCS restored),
+// waits for the goroutines it started, and returns what happened. It is
+// also registered with t.Cleanup, so a test that fails early still
+// restores the process; calling it twice is harmless.
+//
+// Only one fire burns at a time in a process: Start waits until an earlier
+// fire is stopped. Do not call Start twice from the same test without
+// stopping the first.
+//
+// Typical use:
+//
+//	stop := stress.Start(t, stress.Options{})
+//	... run the workload ...
+//	st := stop()
+//	if st.AffinityCalls == 0 { ... }
+package stress
+
+import (
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options selects the parts of the fire. The zero value turns everything
+// on with the defaults.
+type Options struct {
+	// NoProfile, NoAffinity, NoGC, NoThreadChurn and NoGOMAXPROCS switch
+	// off the CPU profile, the affinity storm, the forced GCs, the thread
+	// churn and the raised GOMAXPROCS.
+	NoProfile     bool
+	NoAffinity    bool
+	NoGC          bool
+	NoThreadChurn bool
+	NoGOMAXPROCS  bool
+	NoSignals     bool
+
+	// ProfileRate is the CPU profile's rate in Hz (default 5000).
+	ProfileRate int
+	// GOMAXPROCS is the value set while the fire burns (default
+	// 2*runtime.NumCPU()+1).
+	GOMAXPROCS int
+	// AffinityInterval is the pause between two rounds of the affinity
+	// storm (default 200µs); each round moves every thread.
+	AffinityInterval time.Duration
+	// GCInterval is the pause between forced GCs (default 1ms).
+	GCInterval time.Duration
+	// ChurnInterval is the pause between two threads killed by the churn
+	// (default 500µs).
+	ChurnInterval time.Duration
+	// SignalInterval is the pause between two rounds of the signal storm
+	// (default 100µs); each round signals every thread once.
+	SignalInterval time.Duration
+}
+
+// Stats reports what the fire did.
+type Stats struct {
+	// Profiling reports whether the CPU profile ran (false when switched
+	// off, or when profiling was already in use, e.g. go test -cpuprofile).
+	Profiling bool
+	// AffinityCalls counts successful sched_setaffinity calls made by the
+	// storm (restoring calls not included); AffinityRounds counts rounds.
+	AffinityCalls  int64
+	AffinityRounds int64
+	// GCs counts forced garbage collections.
+	GCs int64
+	// ThreadsKilled counts goroutines that exited with their thread locked
+	// (each takes its thread with it); DistinctTIDs counts the different
+	// thread ids they ran on. Where threads really die, the two are equal.
+	ThreadsKilled int64
+	DistinctTIDs  int
+	// GOMAXPROCS is the value set during the fire (0 if left alone).
+	GOMAXPROCS int
+	// Signals counts the signals the storm delivered.
+	Signals int64
+	// Duration is how long the fire burned.
+	Duration time.Duration
+}
+
+var one sync.Mutex // held while a fire burns
+
+// Start applies the fire selected by opts until the returned function is
+// called; see the package documentation.
+func Start(t testing.TB, opts Options) (stop func() Stats) {
+	t.Helper()
+	one.Lock()
+	f := &fire{opts: opts, t: t, done: make(chan struct{}), start: time.Now(), tids: map[int]bool{}}
+	f.begin()
+	var once sync.Once
+	var st Stats
+	stop = func() Stats {
+		once.Do(func() {
+			st = f.end()
+			one.Unlock()
+		})
+		return st
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+type fire struct {
+	opts  Options
+	t     testing.TB
+	done  chan struct{}
+	wg    sync.WaitGroup
+	start time.Time
+
+	profiling bool
+	oldProcs  int
+	setProcs  int
+	origMask  unix.CPUSet
+	haveMask  bool
+	affCalls  atomic.Int64
+	affRounds atomic.Int64
+	gcs       atomic.Int64
+	killed    atomic.Int64
+	signals   atomic.Int64
+	tidMu     sync.Mutex
+	tids      map[int]bool
+}
+
+func (f *fire) begin() {
+	o := f.opts
+	if !o.NoGOMAXPROCS {
+		n := o.GOMAXPROCS
+		if n <= 0 {
+			n = 2*runtime.NumCPU() + 1
+		}
+		f.setProcs = n
+		f.oldProcs = runtime.GOMAXPROCS(n)
+	}
+	if !o.NoProfile {
+		rate := o.ProfileRate
+		if rate <= 0 {
+			rate = 5000
+		}
+		// pprof.StartCPUProfile sets its own rate (100 Hz); a rate set
+		// before it wins (the runtime then prints a warning about the
+		// second rate, which is expected).
+		runtime.SetCPUProfileRate(rate)
+		if err := pprof.StartCPUProfile(io.Discard); err != nil {
+			// Profiling already in use (go test -cpuprofile): our rate
+			// request was ignored as well. Run without.
+			f.t.Logf("stress: CPU profile not started: %v", err)
+		} else {
+			f.profiling = true
+		}
+	}
+	if !o.NoAffinity {
+		if err := unix.SchedGetaffinity(0, &f.origMask); err != nil {
+			f.t.Logf("stress: sched_getaffinity: %v; affinity storm off", err)
+		} else {
+			f.haveMask = true
+			f.wg.Add(1)
+			go f.affinityStorm()
+		}
+	}
+	if !o.NoGC {
+		f.wg.Add(1)
+		go f.gcLoop()
+	}
+	if !o.NoThreadChurn {
+		f.wg.Add(1)
+		go f.churn()
+	}
+	if !o.NoSignals {
+		f.wg.Add(1)
+		go f.signalStorm()
+	}
+}
+
+func (f *fire) end() Stats {
+	close(f.done)
+	f.wg.Wait()
+	if f.profiling {
+		pprof.StopCPUProfile()
+	}
+	if f.haveMask {
+		// Threads created during the storm inherited their creator's
+		// mask; two passes catch threads created during the first.
+		for i := 0; i < 2; i++ {
+			for _, tid := range tasks() {
+				_ = unix.SchedSetaffinity(tid, &f.origMask)
+			}
+		}
+	}
+	if f.setProcs != 0 {
+		runtime.GOMAXPROCS(f.oldProcs)
+	}
+	f.tidMu.Lock()
+	distinct := len(f.tids)
+	f.tidMu.Unlock()
+	st := Stats{
+		Profiling:      f.profiling,
+		AffinityCalls:  f.affCalls.Load(),
+		AffinityRounds: f.affRounds.Load(),
+		GCs:            f.gcs.Load(),
+		ThreadsKilled:  f.killed.Load(),
+		DistinctTIDs:   distinct,
+		GOMAXPROCS:     f.setProcs,
+		Signals:        f.signals.Load(),
+		Duration:       time.Since(f.start),
+	}
+	f.t.Logf("stress: %v: profile=%v affinity calls=%d gcs=%d threads killed=%d (distinct tids %d) gomaxprocs=%d signals=%d",
+		st.Duration.Round(time.Millisecond), st.Profiling, st.AffinityCalls, st.GCs, st.ThreadsKilled, st.DistinctTIDs, st.GOMAXPROCS, st.Signals)
+	return st
+}
+
+func (f *fire) stopped() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func pause(d, def time.Duration) {
+	if d <= 0 {
+		d = def
+	}
+	time.Sleep(d)
+}
+
+// tasks lists the thread ids of the process.
+func tasks() []int {
+	d, err := os.Open("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	tids := make([]int, 0, len(names))
+	for _, n := range names {
+		if tid, err := strconv.Atoi(n); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
+
+func (f *fire) affinityStorm() {
+	defer f.wg.Done()
+	var cpus []int
+	for i := 0; i < len(f.origMask)*64; i++ {
+		if f.origMask.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	if len(cpus) == 0 {
+		return
+	}
+	for !f.stopped() {
+		for _, tid := range tasks() {
+			var set unix.CPUSet
+			for _, c := range cpus {
+				if rand.IntN(2) == 0 {
+					set.Set(c)
+				}
+			}
+			if set.Count() == 0 {
+				set.Set(cpus[rand.IntN(len(cpus))])
+			}
+			// ESRCH for a thread that exited meanwhile is expected.
+			if unix.SchedSetaffinity(tid, &set) == nil {
+				f.affCalls.Add(1)
+			}
+		}
+		f.affRounds.Add(1)
+		pause(f.opts.AffinityInterval, 200*time.Microsecond)
+	}
+}
+
+func (f *fire) gcLoop() {
+	defer f.wg.Done()
+	for !f.stopped() {
+		runtime.GC()
+		f.gcs.Add(1)
+		pause(f.opts.GCInterval, time.Millisecond)
+	}
+}
+
+func (f *fire) churn() {
+	defer f.wg.Done()
+	for !f.stopped() {
+		ch := make(chan int)
+		go func() {
+			runtime.LockOSThread()
+			// Exiting without UnlockOSThread makes the runtime
+			// terminate this thread.
+			ch <- unix.Gettid()
+		}()
+		tid := <-ch
+		f.killed.Add(1)
+		f.tidMu.Lock()
+		f.tids[tid] = true
+		f.tidMu.Unlock()
+		pause(f.opts.ChurnInterval, 500*time.Microsecond)
+	}
+}
+
+func (f *fire) signalStorm() {
+	defer f.wg.Done()
+	// A thread of its own that sleeps in the kernel between rounds, so the
+	// storm keeps its pace however busy the Go scheduler is.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d := f.opts.SignalInterval
+	if d <= 0 {
+		d = 100 * time.Microsecond
+	}
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	pid := unix.Getpid()
+	var tids []int
+	for k := 0; !f.stopped(); k++ {
+		if k%16 == 0 {
+			tids = tasks() // threads come and go; refresh now and then
+		}
+		for _, tid := range tids {
+			// ESRCH for a thread that exited meanwhile is expected.
+			if unix.Tgkill(pid, tid, unix.SIGURG) == nil {
+				f.signals.Add(1)
+			}
+		}
+		_ = unix.Nanosleep(&ts, nil)
+	}
+}

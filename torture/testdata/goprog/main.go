@@ -1,0 +1,244 @@
+// Command goprog exercises every per-CPU operation of github.com/gorseq/rseq
+// from several goroutines and checks the results exactly: exit status 0 when
+// every check holds, 1 (with a FAIL line) when one does not. rseq torture's
+// tests run it.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/gorseq/rseq"
+	"golang.org/x/sys/unix"
+)
+
+const stride = 64
+
+var failed bool
+
+func fail(format string, args ...any) {
+	fmt.Printf("FAIL: "+format+"\n", args...)
+	failed = true
+}
+
+// region returns n bytes of memory the Go GC does not manage.
+func region(n int) unsafe.Pointer {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		fmt.Println("mmap:", err)
+		os.Exit(2)
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+func word(base unsafe.Pointer, off uintptr) *uintptr {
+	return (*uintptr)(unsafe.Add(base, off))
+}
+
+func parallel(g int, f func(id int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(i) }()
+	}
+	wg.Wait()
+}
+
+func main() {
+	g, n := 4, 20000
+	if len(os.Args) > 1 {
+		g, _ = strconv.Atoi(os.Args[1])
+	}
+	if len(os.Args) > 2 {
+		n, _ = strconv.Atoi(os.Args[2])
+	}
+	slots := rseq.Slots()
+	size := uintptr(slots) * stride
+	want := int64(g) * int64(n)
+
+	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
+		// Add.
+		base := region(int(size))
+		parallel(g, func(int) {
+			for i := 0; i < n; i++ {
+				rseq.Add(base, stride, ix, 1)
+			}
+		})
+		if s := sum(base, slots); s != want {
+			fail("Add(%v): sum %d, want %d", ix, s, want)
+		}
+
+		// AddIndirect: each slot points at a counter 8 bytes into a
+		// separate region.
+		targets := region(int(size))
+		ptrs := region(int(size))
+		for i := 0; i < slots; i++ {
+			*word(ptrs, uintptr(i)*stride) = uintptr(targets) + uintptr(i)*stride - 8
+		}
+		parallel(g, func(int) {
+			for i := 0; i < n; i++ {
+				rseq.AddIndirect(ptrs, stride, ix, 16, 2)
+			}
+		})
+		if s := sumAt(targets, slots, 8); s != 2*want {
+			fail("AddIndirect(%v): sum %d, want %d", ix, s, 2*want)
+		}
+
+		// CompareAndStore and CompareBothAndStore increment a counter.
+		cas := region(int(size))
+		seven := region(64)
+		*word(seven, 0) = 7
+		parallel(g, func(id int) {
+			for i := 0; i < n; i++ {
+				for {
+					slot := ix.Slot()
+					v := word(cas, uintptr(slot)*stride)
+					old := *v
+					var st rseq.Status
+					if (i+id)%2 == 0 {
+						st = rseq.CompareAndStore(ix, slot, v, old, old+1)
+					} else {
+						st = rseq.CompareBothAndStore(ix, slot, v, old, word(seven, 0), 7, old+1)
+					}
+					if st == rseq.Committed {
+						break
+					}
+				}
+			}
+		})
+		if s := sum(cas, slots); s != want {
+			fail("CompareAndStore/CompareBothAndStore(%v): sum %d, want %d", ix, s, want)
+		}
+		slot := ix.Slot()
+		v := word(cas, uintptr(slot)*stride)
+		if st := rseq.CompareBothAndStore(ix, slot, v, *v, word(seven, 0), 8, 12345); st != rseq.CompareFailed && st != rseq.Moved {
+			fail("CompareBothAndStore with a wrong second value: %v", st)
+		}
+
+		// StoreThenCommit appends to a per-slot log; CopyThenCommit
+		// appends 3-word records. Each slot: count word, then entries.
+		const logLen = 32
+		logStride := uintptr(8 + logLen*24)
+		logs := region(int(uintptr(slots) * logStride))
+		parallel(g, func(id int) {
+			rec := [3]uintptr{uintptr(id + 1), uintptr(id + 1), uintptr(id + 1)}
+			for i := 0; i < n; i++ {
+				for {
+					slot := ix.Slot()
+					s := unsafe.Add(logs, uintptr(slot)*logStride)
+					cnt := word(s, 0)
+					c := *cnt
+					e := unsafe.Add(s, 8+(c%logLen)*24)
+					var st rseq.Status
+					if i%2 == 0 {
+						st = rseq.StoreThenCommit(ix, slot, cnt, c, (*uintptr)(e), uintptr(id+1), c+1)
+					} else {
+						// A private record: whole (24 bytes, the word loop) or
+						// partial (13 bytes, the byte loop too).
+						p := unsafe.Pointer(&rec)
+						size := uintptr(24)
+						if i%4 == 1 {
+							size = 13
+						}
+						st = rseq.CopyThenCommit(ix, slot, cnt, c, e, p, size, c+1)
+					}
+					if st == rseq.Committed {
+						break
+					}
+				}
+			}
+		})
+		total := int64(0)
+		for i := 0; i < slots; i++ {
+			s := unsafe.Add(logs, uintptr(i)*logStride)
+			c := *word(s, 0)
+			total += int64(c)
+			// The newest entry is a committed, complete record or store.
+			if c > 0 {
+				e := unsafe.Add(s, 8+((c-1)%logLen)*24)
+				if v := *word(e, 0); v < 1 || v > uintptr(g) {
+					fail("StoreThenCommit/CopyThenCommit(%v): slot %d entry holds %d", ix, i, v)
+				}
+			}
+		}
+		if total != want {
+			fail("StoreThenCommit/CopyThenCommit(%v): %d entries, want %d", ix, total, want)
+		}
+
+		// Pop with pushes by CompareAndStore: a per-slot stack of nodes;
+		// every node must survive exactly once.
+		const nodes = 256
+		nodeMem := region(nodes * 16)
+		heads := region(int(size))
+		popped := make([]int, g)
+		parallel(g, func(id int) {
+			// Each goroutine pushes its share of the nodes, then pops
+			// from and pushes to the slot it runs on: right after a push
+			// the slot is usually not empty.
+			for k := id; k < nodes; k += g {
+				push(ix, heads, unsafe.Add(nodeMem, k*16))
+			}
+			for i := 0; i < n; i++ {
+				if _, head, ok := rseq.Pop(heads, stride, ix, 0, 8); ok {
+					popped[id]++
+					push(ix, heads, unsafe.Add(nodeMem, head-uintptr(nodeMem)))
+				}
+			}
+		})
+		pops := 0
+		for _, p := range popped {
+			pops += p
+		}
+		if pops == 0 {
+			fail("Pop(%v): no pop found a node", ix)
+		}
+		seen := map[uintptr]bool{}
+		for i := 0; i < slots; i++ {
+			for p := *word(heads, uintptr(i)*stride); p != 0; p = *word(nodeMem, p-uintptr(nodeMem)+8) {
+				if seen[p] || len(seen) > nodes {
+					fail("Pop(%v): node %#x listed twice", ix, p)
+					break
+				}
+				seen[p] = true
+			}
+		}
+		if len(seen) != nodes {
+			fail("Pop(%v): %d nodes on the stacks, want %d", ix, len(seen), nodes)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+	f := rseq.Features()
+	if !f.Operations {
+		fmt.Println("FAIL: the operations do not run as restartable sections:", f.OperationsReason)
+		os.Exit(1)
+	}
+	fmt.Printf("ok: %d goroutines x %d operations, every check exact; sections %v %s\n", g, n, f.Operations, f.OperationsReason)
+}
+
+// push puts node on the calling thread's stack.
+func push(ix rseq.Index, heads, node unsafe.Pointer) {
+	for {
+		slot := ix.Slot()
+		h := word(heads, uintptr(slot)*stride)
+		old := *h
+		*word(node, 8) = old
+		if rseq.CompareAndStore(ix, slot, h, old, uintptr(node)) == rseq.Committed {
+			return
+		}
+	}
+}
+
+func sum(base unsafe.Pointer, slots int) int64 { return sumAt(base, slots, 0) }
+
+func sumAt(base unsafe.Pointer, slots int, off uintptr) int64 {
+	var s int64
+	for i := 0; i < slots; i++ {
+		s += *(*int64)(unsafe.Add(base, uintptr(i)*stride+off))
+	}
+	return s
+}

@@ -1,0 +1,231 @@
+// percpu: per-CPU counters incremented by rseq critical sections from several
+// threads, with an exact-sum check at the end. Exit status 0 when the sums
+// are exact, 1 when they are not, 2 on a setup error.
+//
+// Build variants (gcc -O2 -pthread):
+//   default      the thread's area is the one glibc registered
+//                (thread pointer + __rseq_offset, signature 0x53053053)
+//   -DSELFREG    every thread registers its own area with signature
+//                0x5eed5eed (run with GLIBC_TUNABLES=glibc.pthread.rseq=0)
+//   -DUNREG      every worker unregisters glibc's area and runs the sections
+//                on a plain unregistered struct (cpu_id 0): unprotected,
+//                meant for one thread (the check still holds, and torture
+//                must step over its breakpoints without aborting)
+//   -DBROKEN     inc5 stores the counter before its commit: an abort after
+//                that store double-counts, and the final check fails
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAXCPU 1024
+
+struct area {
+	uint32_t cpu_id_start;
+	uint32_t cpu_id;
+	uint64_t rseq_cs;
+	uint32_t flags;
+	uint32_t node_id;
+	uint32_t mm_cid;
+	uint32_t pad;
+} __attribute__((aligned(32)));
+
+struct slot {
+	int64_t v;
+	char pad[56];
+};
+
+static struct slot ca[MAXCPU], cb[MAXCPU];
+static volatile int64_t last;
+
+#ifdef SELFREG
+#define SIG 0x5eed5eed
+#define SIGSTR "0x5eed5eed"
+static __thread struct area myarea;
+static struct area *thread_area(void) { return &myarea; }
+static int reg(void)
+{
+	if (syscall(SYS_rseq, &myarea, sizeof myarea, 0, SIG) != 0) {
+		fprintf(stderr, "rseq registration failed: %s (run with GLIBC_TUNABLES=glibc.pthread.rseq=0)\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+#else
+#define SIGSTR "0x53053053"
+extern const ptrdiff_t __rseq_offset;
+extern const unsigned int __rseq_size;
+static struct area *thread_area(void)
+{
+	return (struct area *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+static int reg(void)
+{
+	if (__rseq_size == 0) {
+		fprintf(stderr, "glibc did not register rseq\n");
+		return -1;
+	}
+#ifdef UNREG
+	if (syscall(SYS_rseq, thread_area(), 32, 1, 0x53053053) != 0) {
+		fprintf(stderr, "rseq unregistration failed: %s\n", strerror(errno));
+		return -1;
+	}
+#endif
+	return 0;
+}
+#endif
+
+// inc5 adds 1 to ca[cpu].
+__attribute__((noinline)) static void inc5(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"leaq 3b(%%rip), %%rax\n\t"
+		"movq %%rax, 8(%[rs])\n\t"
+		"1:\n\t"
+		"movl 4(%[rs]), %%eax\n\t"
+		"shlq $6, %%rax\n\t"
+		"movq (%[c],%%rax), %%rdx\n\t"
+		"addq $1, %%rdx\n\t"
+#ifdef BROKEN
+		"movq %%rdx, (%[c],%%rax)\n\t"
+		"movq %%rdx, %[last]\n\t"
+#else
+		"movq %%rdx, (%[c],%%rax)\n\t"
+#endif
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		".byte 0x0f, 0xb9, 0x3d\n\t"
+		".long " SIGSTR "\n\t"
+		"4:\n\t"
+		"jmp 6b\n\t"
+		".popsection\n\t"
+		: [last] "=m"(last)
+		: [rs] "r"(rs), [c] "r"(ca)
+		: "rax", "rdx", "memory", "cc");
+}
+
+// inc20 adds 1 to cb[cpu] through a 20-instruction section (the increment is
+// computed the long way) with two never-taken exits.
+__attribute__((noinline)) static void inc20(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_exit_point_array, \"aw\"\n\t"
+		".quad 1f, 5f\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"leaq 3b(%%rip), %%rax\n\t"
+		"movq %%rax, 8(%[rs])\n\t"
+		"1:\n\t"
+		"movl 4(%[rs]), %%eax\n\t"      /* 1 */
+		"cmpl $1024, %%eax\n\t"         /* 2 */
+		"jae 5f\n\t"                    /* 3 */
+		"shlq $6, %%rax\n\t"            /* 4 */
+		"movq (%[c],%%rax), %%rdx\n\t"  /* 5 */
+		"movl $7, %%ecx\n\t"            /* 6 */
+		"imull $3, %%ecx\n\t"           /* 7: 21 */
+		"subl $20, %%ecx\n\t"           /* 8: 1 */
+		"movl %%ecx, %%esi\n\t"         /* 9 */
+		"xorl $0x55, %%esi\n\t"         /* 10 */
+		"xorl $0x55, %%esi\n\t"         /* 11: 1 */
+		"addl %%esi, %%ecx\n\t"         /* 12: 2 */
+		"shrl $1, %%ecx\n\t"            /* 13: 1 */
+		"movslq %%ecx, %%rcx\n\t"       /* 14 */
+		"leaq (%%rdx,%%rcx), %%rdx\n\t" /* 15 */
+		"nop\n\t"                       /* 16 */
+		"testq %%rdx, %%rdx\n\t"        /* 17 */
+		"jz 5f\n\t"                     /* 18 */
+		"movq %%rdx, %%r8\n\t"          /* 19 */
+		"movq %%r8, (%[c],%%rax)\n\t"   /* 20: commit */
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		".byte 0x0f, 0xb9, 0x3d\n\t"
+		".long " SIGSTR "\n\t"
+		"4:\n\t"
+		"jmp 6b\n\t"
+		"5:\n\t"
+		"ud2\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cb)
+		: "rax", "rcx", "rdx", "rsi", "r8", "memory", "cc");
+}
+
+static long iters = 200000;
+
+#ifdef UNREG
+static __thread struct area unregistered;
+#endif
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	if (reg() != 0)
+		exit(2);
+	struct area *rs = thread_area();
+#ifdef UNREG
+	rs = &unregistered;
+#endif
+	for (long i = 0; i < iters; i++) {
+		inc5(rs);
+		inc20(rs);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int nthreads = 4;
+	if (argc > 1)
+		nthreads = atoi(argv[1]);
+	if (argc > 2)
+		iters = atol(argv[2]);
+	if (nthreads < 1 || nthreads > 64 || iters < 1) {
+		fprintf(stderr, "usage: percpu [THREADS [ITERATIONS]]\n");
+		return 2;
+	}
+	pthread_t th[64];
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, worker, NULL) != 0) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 2;
+		}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	int64_t sa = 0, sb = 0;
+	for (int i = 0; i < MAXCPU; i++) {
+		sa += ca[i].v;
+		sb += cb[i].v;
+	}
+	int64_t want = (int64_t)nthreads * iters;
+	if (sa != want || sb != want) {
+		printf("FAIL: sums %lld and %lld, want %lld\n", (long long)sa, (long long)sb, (long long)want);
+		return 1;
+	}
+	printf("ok: sums %lld\n", (long long)sa);
+	return 0;
+}

@@ -1,0 +1,1173 @@
+//go:build linux && amd64
+
+// Package torture runs a program under ptrace and makes each of its rseq
+// critical sections abort at every instruction boundary, the data behind
+// "rseq torture".
+//
+// The program is started traced (following its threads, forks, vforks and
+// execs). Its critical sections are found by the scanner (package scan) on
+// every ELF object mapped into it: at each exec, whenever the dynamic
+// loader reports a change of the loaded objects (a breakpoint on its
+// _dl_debug_state, so that a library loaded by dlopen is covered before its
+// code runs), and on a periodic check of the executable mappings. The
+// sections are read from the files, never from memory, which holds the
+// breakpoints and, before the loader ran, unrelocated descriptors.
+//
+// A breakpoint (int3) is set on every instruction of every section that
+// still needs aborts; in a Go program only once main.main is reached, so
+// that package initialization (which may check its own code, as this
+// module's does) sees none. When a thread reaches one, the tracer does what
+// the kernel does on preemption inside a section: if the thread's rseq_cs
+// (the area comes from PTRACE_GET_RSEQ_CONFIGURATION) points at a
+// descriptor whose range holds the instruction, it checks the registered
+// signature before abort_ip (a mismatch gets the thread the kernel's
+// SIGSEGV), moves the thread to abort_ip and clears rseq_cs. Each point is
+// aborted Config.Reps times and then disarmed, so every pass of a section
+// is aborted at the first point still armed on its path and the retry
+// reaches the next one. A hit while rseq_cs does not cover the instruction
+// (the code ran without a registration) is stepped over without an abort.
+//
+// Real aborts are injected at random too: forced CPU migrations
+// (sched_setaffinity on the program's threads, the previous mask restored
+// at the next injection) and, for programs that catch it, SIGURG (Go
+// programs do). Signals delivered to a handler while a thread is inside a
+// section are counted per section: on Linux 6.18 the kernel aborts those
+// sections even though the tracer sees the signal first.
+//
+// The program's own checks decide correctness: it must exit as it does
+// untortured.
+package torture
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorseq/rseq/internal/ptrace"
+	"github.com/gorseq/rseq/scan"
+	"golang.org/x/sys/unix"
+)
+
+// Config says what to run and how hard to torture it.
+type Config struct {
+	// Args is the command and its arguments; Args[0] is looked up in PATH.
+	Args []string
+	// Env is the environment (nil: this process's).
+	Env []string
+	// Dir is the working directory ("" : this process's).
+	Dir string
+	// Stdin, Stdout and Stderr are the program's standard files (nil:
+	// /dev/null for input, discarded output).
+	Stdin, Stdout, Stderr *os.File
+	// Reps is the number of aborts forced at each instruction (default 1).
+	Reps int
+	// Timeout stops the torture after this long (0: no limit); the
+	// program then runs on untouched for Grace before it is killed.
+	Timeout time.Duration
+	// Grace bounds how long the program may run after Timeout (default
+	// 10s).
+	Grace time.Duration
+	// Inject is the mean interval between random real aborts (CPU
+	// migrations, SIGURG); 0 turns them off.
+	Inject time.Duration
+	// Filter, if not nil, selects the sections to torture.
+	Filter func(*scan.Section) bool
+	// Progress, if not nil, receives a progress line every ProgressEvery
+	// (default 1s).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Seed seeds the random injection (0: time-based).
+	Seed int64
+}
+
+// SectionReport is the outcome for one critical section.
+type SectionReport struct {
+	Object string `json:"object"`
+	Symbol string `json:"symbol,omitempty"`
+	// Start and Abort are link-time addresses (load address minus bias).
+	Start uint64 `json:"start"`
+	Abort uint64 `json:"abort"`
+	// Points is the number of instruction boundaries in the section,
+	// Covered how many were aborted Reps times.
+	Points  int `json:"points"`
+	Covered int `json:"covered"`
+	// Aborts counts the aborts forced in the section.
+	Aborts int `json:"aborts"`
+	// Unprotected counts breakpoint hits while rseq_cs did not cover the
+	// instruction (stepped over without an abort).
+	Unprotected int `json:"unprotected"`
+	// SignalAborts counts signals delivered to a handler while a thread
+	// was inside the section with rseq_cs set: real aborts by the kernel
+	// (random SIGURG injections, or the program's own signals).
+	SignalAborts int `json:"signal_aborts"`
+	// BadSignature counts aborts that found a wrong signature before
+	// abort_ip (the kernel kills the thread with SIGSEGV; so did torture).
+	BadSignature int `json:"bad_signature"`
+	// Missed lists the offsets of the points not covered.
+	Missed []uint64 `json:"missed,omitempty"`
+	// Note explains a section that could not be tortured.
+	Note string `json:"note,omitempty"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Sections []SectionReport `json:"sections"`
+	Points   int             `json:"points"`
+	Covered  int             `json:"covered"`
+	Aborts   int             `json:"aborts"`
+	// Migrations and Signals count the random real aborts attempted.
+	Migrations int `json:"migrations"`
+	Signals    int `json:"signals"`
+	// Exited is true when the program exited normally with ExitCode;
+	// otherwise Signal killed it.
+	Exited   bool   `json:"exited"`
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+	// Killed is set when torture killed the program at the end of Grace.
+	Killed bool `json:"killed"`
+	// TimedOut is set when Timeout ended the torture.
+	TimedOut bool          `json:"timed_out"`
+	Duration time.Duration `json:"duration_ns"`
+	// LastAbort is when the last abort was forced, from the start.
+	LastAbort time.Duration `json:"last_abort_ns"`
+	// Processes and Threads count the tasks followed.
+	Processes int `json:"processes"`
+	Threads   int `json:"threads"`
+	// Notes holds scan errors and other remarks.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Coverage returns Covered/Points as a percentage (100 with no points).
+func (r *Report) Coverage() float64 {
+	if r.Points == 0 {
+		return 100
+	}
+	return 100 * float64(r.Covered) / float64(r.Points)
+}
+
+// AbortsPerSecond returns the forced aborts per second from the start of the
+// program to the last abort.
+func (r *Report) AbortsPerSecond() float64 {
+	if r.LastAbort <= 0 {
+		return 0
+	}
+	return float64(r.Aborts) / r.LastAbort.Seconds()
+}
+
+// section is the shared state of one section, aggregated over every address
+// space it is mapped into.
+type section struct {
+	rep  *SectionReport
+	hits []int // aborts per point
+	offs []uint64
+}
+
+func (s *section) complete(i, reps int) bool { return s.hits[i] >= reps }
+
+// bp is one abort point in one address space.
+type bp struct {
+	addr     uint64
+	orig     byte
+	armed    bool // int3 is in memory
+	steppers int  // threads stepping over the original instruction
+	sec      *section
+	idx      int
+	desc     uint64 // descriptor address in this space
+	abort    uint64
+	sigWord  uint32 // the 4 bytes before abort_ip, read at arm time
+	sigRead  bool
+	// hook marks the breakpoint on the dynamic loader's _dl_debug_state,
+	// which it calls whenever dlopen or dlclose change the mappings.
+	hook bool
+}
+
+// space is one address space (a process and its vfork children).
+type space struct {
+	pid   int
+	mem   *ptrace.Mem
+	bps   map[uint64]*bp
+	maps  string
+	users int
+	// deferred holds the breakpoints back until the program reaches
+	// trigger (Go's main.main): a Go package may check its own code during
+	// initialization (this module's does), and would see them.
+	deferred     bool
+	trigger      uint64
+	triggerOrig  byte
+	triggerArmed bool
+	checkedExe   bool
+	hook         *bp
+}
+
+type thread struct {
+	tid      int
+	tgid     int
+	sp       *space
+	stepping *bp
+	// expectStop is set for a new task whose initial SIGSTOP is due.
+	expectStop bool
+	// orphan is set for a task that stopped before its creator's event.
+	orphan bool
+	pinned bool
+	mask   unix.CPUSet
+}
+
+type event struct {
+	pid int
+	ws  unix.WaitStatus
+}
+
+type tracer struct {
+	cfg      Config
+	reps     int
+	root     int
+	threads  map[int]*thread
+	sections map[string]*section
+	files    map[string]*scan.Object
+	order    []string
+	rep      Report
+	stopped  bool // torture over: breakpoints removed
+	rng      *rand.Rand
+	lastPin  *thread
+	start    time.Time
+}
+
+// Run runs cfg.Args under torture and returns the report once every traced
+// task has exited. The error reports a failure to start or trace the
+// program. Run reaps any child of this process (it waits for all children),
+// so the caller should have no other child running.
+func Run(cfg Config) (*Report, error) {
+	if len(cfg.Args) == 0 {
+		return nil, errors.New("torture: no command given")
+	}
+	if cfg.Reps <= 0 {
+		cfg.Reps = 1
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = time.Second
+	}
+	type result struct {
+		r   *Report
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// Every ptrace request must come from the thread that started the
+		// program. The thread is not unlocked: it dies with the goroutine.
+		runtime.LockOSThread()
+		r, err := run(cfg)
+		ch <- result{r, err}
+	}()
+	res := <-ch
+	return res.r, res.err
+}
+
+func run(cfg Config) (*Report, error) {
+	path, err := exec.LookPath(cfg.Args[0])
+	if err != nil {
+		return nil, fmt.Errorf("torture: %w", err)
+	}
+	files := []*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr}
+	var null *os.File
+	for i, f := range files {
+		if f == nil {
+			if null == nil {
+				null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+				if err != nil {
+					return nil, err
+				}
+				defer null.Close()
+			}
+			files[i] = null
+		}
+	}
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	start := time.Now()
+	proc, err := os.StartProcess(path, cfg.Args, &os.ProcAttr{
+		Dir: cfg.Dir, Env: env, Files: files,
+		Sys: &syscall.SysProcAttr{Ptrace: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("torture: starting %s: %w", cfg.Args[0], err)
+	}
+	pid := proc.Pid
+	proc.Release()
+
+	// The program stops with SIGTRAP after its execve.
+	var ws unix.WaitStatus
+	for {
+		_, err = unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("torture: waiting for %s to start: %w", cfg.Args[0], err)
+	}
+	if !ws.Stopped() {
+		return nil, fmt.Errorf("torture: %s did not start (wait status %#x)", cfg.Args[0], uint32(ws))
+	}
+	opts := unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
+		unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+	if err := unix.PtraceSetOptions(pid, opts); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("torture: PTRACE_SETOPTIONS: %w", err)
+	}
+	if _, err := ptrace.GetRseqConfig(pid); errors.Is(err, ptrace.ErrNoRseqConfig) {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("torture: %w", err)
+	}
+
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	t := &tracer{
+		cfg: cfg, reps: cfg.Reps, root: pid,
+		threads:  map[int]*thread{},
+		sections: map[string]*section{},
+		files:    map[string]*scan.Object{},
+		rng:      rand.New(rand.NewSource(seed)),
+		start:    start,
+	}
+	sp, err := t.newSpace(pid)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("torture: %w", err)
+	}
+	t.threads[pid] = &thread{tid: pid, tgid: pid, sp: sp}
+	sp.users++
+	t.rep.Processes, t.rep.Threads = 1, 1
+	t.rescan(sp)
+
+	// This thread waits for the tracees itself (a stop wakes it directly);
+	// a second goroutine does the periodic work, none of which needs a
+	// ptrace request, under mu.
+	var mu sync.Mutex
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t.periodic(&mu, done, start)
+	}()
+	t.cont(pid, 0)
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break // ECHILD: every tracee is gone
+		}
+		mu.Lock()
+		t.handle(event{wpid, ws})
+		mu.Unlock()
+	}
+	close(done)
+	<-finished
+	t.rep.Duration = time.Since(start)
+	for _, sp := range t.spaces() {
+		sp.mem.Close()
+	}
+	t.totals()
+	return &t.rep, nil
+}
+
+// periodic ends the torture at the timeout and kills the program at the end
+// of the grace period, rescans the address spaces for new mappings, injects
+// random aborts and prints progress, until done is closed.
+func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time) {
+	cfg := t.cfg
+	period := 20 * time.Millisecond
+	if cfg.Inject > 0 && cfg.Inject/2 < period {
+		period = max(cfg.Inject/2, 500*time.Microsecond)
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	var deadline, killAt time.Time
+	if cfg.Timeout > 0 {
+		deadline = start.Add(cfg.Timeout)
+	}
+	nextProgress := start.Add(cfg.ProgressEvery)
+	nextInject := time.Time{}
+	if cfg.Inject > 0 {
+		nextInject = start.Add(cfg.Inject)
+	}
+	nextMaps := start.Add(50 * time.Millisecond)
+	for {
+		var now time.Time
+		select {
+		case <-done:
+			return
+		case now = <-tick.C:
+		}
+		mu.Lock()
+		if !deadline.IsZero() && !t.stopped && now.After(deadline) {
+			t.rep.TimedOut = true
+			t.stop()
+			killAt = now.Add(cfg.Grace)
+		}
+		if !killAt.IsZero() && now.After(killAt) && !t.rep.Killed {
+			t.rep.Killed = true
+			for tid := range t.threads {
+				unix.Kill(tid, unix.SIGKILL)
+			}
+		}
+		if !t.stopped && now.After(nextMaps) {
+			nextMaps = now.Add(50 * time.Millisecond)
+			for _, sp := range t.spaces() {
+				t.rescan(sp)
+			}
+		}
+		if !nextInject.IsZero() && !t.stopped && now.After(nextInject) {
+			t.inject()
+			nextInject = now.Add(time.Duration(t.rng.Int63n(int64(2*cfg.Inject) + 1)))
+		}
+		if cfg.Progress != nil && now.After(nextProgress) {
+			nextProgress = now.Add(cfg.ProgressEvery)
+			t.totals()
+			fmt.Fprintf(cfg.Progress, "torture: %5.1fs  %d/%d points (%.1f%%)  %d aborts  %d sections\n",
+				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, len(t.sections))
+		}
+		mu.Unlock()
+	}
+}
+
+func (t *tracer) cont(tid, sig int) {
+	// ESRCH means the task died meanwhile; its exit is reported later.
+	_ = unix.PtraceCont(tid, sig)
+}
+
+func (t *tracer) spaces() []*space {
+	seen := map[*space]bool{}
+	var out []*space
+	for _, th := range t.threads {
+		if th.sp != nil && !seen[th.sp] {
+			seen[th.sp] = true
+			out = append(out, th.sp)
+		}
+	}
+	return out
+}
+
+func (t *tracer) newSpace(pid int) (*space, error) {
+	mem, err := ptrace.OpenMem(pid, true)
+	if err != nil {
+		return nil, fmt.Errorf("opening the memory of process %d: %w", pid, err)
+	}
+	return &space{pid: pid, mem: mem, bps: map[uint64]*bp{}}, nil
+}
+
+func (t *tracer) note(format string, args ...any) {
+	if len(t.rep.Notes) < 50 {
+		t.rep.Notes = append(t.rep.Notes, fmt.Sprintf(format, args...))
+	}
+}
+
+// execMaps returns the executable file mappings of pid, to notice dlopen.
+func execMaps(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil {
+		return ""
+	}
+	var sb strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.Contains(f[1], "x") && strings.HasPrefix(f[5], "/") {
+			sb.WriteString(line)
+			sb.WriteByte('\n')
+		}
+	}
+	return sb.String()
+}
+
+// rescan scans the objects mapped into sp when its executable mappings
+// changed and sets breakpoints on the new sections' points.
+func (t *tracer) rescan(sp *space) {
+	m := execMaps(sp.pid)
+	if m == "" || m == sp.maps {
+		return
+	}
+	sp.maps = m
+	// The process tells where each object is loaded; the sections are
+	// read from the files, which hold neither the breakpoints nor (before
+	// the dynamic loader ran) unrelocated descriptors.
+	mapped, errs := scan.ScanProcess(sp.pid, scan.Options{})
+	for _, err := range errs {
+		t.note("scan of process %d: %v", sp.pid, err)
+	}
+	if !sp.checkedExe {
+		sp.checkedExe = true
+		t.deferToMain(sp, mapped)
+	}
+	if sp.hook == nil {
+		t.hookLoader(sp, mapped)
+	}
+	live := map[uint64]bool{}
+	for _, m := range mapped {
+		if !strings.HasPrefix(m.Path, "/") {
+			continue // the vDSO
+		}
+		o, err := t.scanFile(m.Path)
+		if err != nil {
+			t.note("scan of %s: %v", m.Path, err)
+			continue
+		}
+		bias := m.Bias
+		for i := range o.Sections {
+			fs := &o.Sections[i]
+			if t.cfg.Filter != nil && !t.cfg.Filter(fs) {
+				continue
+			}
+			s := *fs
+			s.Descriptor += bias
+			s.Start += bias
+			s.Abort += bias
+			key := fmt.Sprintf("%s@%#x", o.Path, fs.Descriptor)
+			sec := t.sections[key]
+			if sec == nil {
+				sec = &section{rep: &SectionReport{
+					Object: o.Path, Symbol: s.Symbol,
+					Start: fs.Start, Abort: fs.Abort,
+				}}
+				for _, in := range s.Instructions {
+					sec.offs = append(sec.offs, in.Addr-fs.Start)
+				}
+				sec.hits = make([]int, len(sec.offs))
+				sec.rep.Points = len(sec.offs)
+				if len(sec.offs) == 0 {
+					sec.rep.Note = "instructions could not be decoded; not tortured"
+				}
+				t.sections[key] = sec
+				t.order = append(t.order, key)
+			}
+			for i, off := range sec.offs {
+				addr := s.Start + off
+				live[addr] = true
+				if sp.bps[addr] != nil {
+					continue
+				}
+				var orig [1]byte
+				if err := sp.mem.Read(addr, orig[:]); err != nil {
+					t.note("reading %#x in process %d: %v", addr, sp.pid, err)
+					continue
+				}
+				b := &bp{addr: addr, orig: orig[0], sec: sec, idx: i, desc: s.Descriptor, abort: s.Abort}
+				var sw [4]byte
+				if s.Abort >= 4 && sp.mem.Read(s.Abort-4, sw[:]) == nil {
+					b.sigWord, b.sigRead = binary.LittleEndian.Uint32(sw[:]), true
+				}
+				sp.bps[addr] = b
+				t.reconcile(sp, b)
+			}
+		}
+	}
+	for addr := range sp.bps {
+		if !live[addr] {
+			delete(sp.bps, addr) // unmapped: nothing to restore
+		}
+	}
+}
+
+// scanFile scans (once) the ELF file at path with disassembly; addresses are
+// link-time addresses.
+func (t *tracer) scanFile(path string) (*scan.Object, error) {
+	if o, ok := t.files[path]; ok {
+		return o, nil
+	}
+	o, err := scan.ScanFile(path, scan.Options{Disassemble: true})
+	if err != nil {
+		return nil, err
+	}
+	t.files[path] = o
+	return o, nil
+}
+
+// deferToMain holds sp's breakpoints back until main.main when the program
+// is a Go program: its packages' initialization runs untouched.
+func (t *tracer) deferToMain(sp *space, mapped []*scan.Object) {
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(sp.pid) + "/exe")
+	if err != nil {
+		return
+	}
+	for _, m := range mapped {
+		if m.Path != exe {
+			continue
+		}
+		addr, ok := goMain(exe)
+		if !ok {
+			return
+		}
+		addr += m.Bias
+		var orig [1]byte
+		if sp.mem.Read(addr, orig[:]) != nil || sp.mem.Write(addr, []byte{0xcc}) != nil {
+			return
+		}
+		sp.deferred, sp.trigger, sp.triggerOrig, sp.triggerArmed = true, addr, orig[0], true
+		return
+	}
+}
+
+// hookLoader sets the breakpoint on the dynamic loader's _dl_debug_state
+// (the debugger interface: called after each change of the loaded objects),
+// where a rescan finds the sections of libraries loaded by dlopen before
+// their code runs.
+func (t *tracer) hookLoader(sp *space, mapped []*scan.Object) {
+	for _, m := range mapped {
+		if !strings.Contains(m.Path, "/ld-linux") && !strings.Contains(m.Path, "/ld64") {
+			continue
+		}
+		addr, ok := dynSymbol(m.Path, "_dl_debug_state")
+		if !ok {
+			return
+		}
+		addr += m.Bias
+		var orig [1]byte
+		if sp.mem.Read(addr, orig[:]) != nil {
+			return
+		}
+		sp.hook = &bp{addr: addr, orig: orig[0], hook: true}
+		t.reconcile(sp, sp.hook)
+		return
+	}
+}
+
+// dynSymbol returns the value of the dynamic symbol name in the ELF file at
+// path.
+func dynSymbol(path, name string) (uint64, bool) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		return 0, false
+	}
+	for _, s := range syms {
+		if s.Name == name && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			return s.Value, true
+		}
+	}
+	return 0, false
+}
+
+// goMain returns the link-time address of main.main in the Go executable at
+// path.
+func goMain(path string) (uint64, bool) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if f.Section(".go.buildinfo") == nil {
+		return 0, false
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0, false
+	}
+	for _, s := range syms {
+		if s.Name == "main.main" && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			return s.Value, true
+		}
+	}
+	return 0, false
+}
+
+// reached handles a thread stopped at sp's trigger: the breakpoints are
+// armed and the thread runs main.main's first instruction.
+func (t *tracer) reached(th *thread, regs *unix.PtraceRegs) {
+	sp := th.sp
+	if sp.triggerArmed {
+		sp.mem.Write(sp.trigger, []byte{sp.triggerOrig})
+		sp.triggerArmed = false
+	}
+	sp.deferred = false
+	for _, b := range sp.bps {
+		t.reconcile(sp, b)
+	}
+	regs.Rip = sp.trigger
+	unix.PtraceSetRegs(th.tid, regs)
+	t.cont(th.tid, 0)
+}
+
+// reconcile writes or removes b's int3 so that it is armed exactly when its
+// point still needs aborts and no thread is stepping over it.
+func (t *tracer) reconcile(sp *space, b *bp) {
+	want := !t.stopped && b.steppers == 0 && (b.hook || !sp.deferred && !b.sec.complete(b.idx, t.reps))
+	if want == b.armed {
+		return
+	}
+	v := b.orig
+	if want {
+		v = 0xcc
+	}
+	if err := sp.mem.Write(b.addr, []byte{v}); err != nil {
+		return
+	}
+	b.armed = want
+}
+
+// stop ends the torture: every breakpoint is removed.
+func (t *tracer) stop() {
+	t.stopped = true
+	for _, sp := range t.spaces() {
+		for _, b := range sp.bps {
+			t.reconcile(sp, b)
+		}
+		if sp.hook != nil {
+			t.reconcile(sp, sp.hook)
+		}
+		if sp.triggerArmed {
+			sp.mem.Write(sp.trigger, []byte{sp.triggerOrig})
+			sp.triggerArmed, sp.deferred = false, false
+		}
+	}
+	if t.lastPin != nil {
+		t.unpin(t.lastPin)
+	}
+}
+
+func (t *tracer) handle(ev event) {
+	tid, ws := ev.pid, ev.ws
+	th := t.threads[tid]
+	if ws.Exited() || ws.Signaled() {
+		if tid == t.root {
+			t.rep.Exited = ws.Exited()
+			if ws.Exited() {
+				t.rep.ExitCode = ws.ExitStatus()
+			} else {
+				t.rep.Signal = ws.Signal().String()
+			}
+		}
+		if th != nil {
+			if th.stepping != nil {
+				th.stepping.steppers--
+				t.reconcile(th.sp, th.stepping)
+			}
+			t.dropThread(th)
+		}
+		return
+	}
+	if !ws.Stopped() {
+		return
+	}
+	sig := ws.StopSignal()
+	if th == nil {
+		// A new task that stopped before its creator's event arrived: keep
+		// it stopped until we know its address space.
+		t.threads[tid] = &thread{tid: tid, orphan: true}
+		return
+	}
+	if sig == unix.SIGTRAP && ws.TrapCause() > 0 {
+		t.ptraceEvent(th, ws.TrapCause())
+		return
+	}
+	if th.expectStop && sig == unix.SIGSTOP {
+		th.expectStop = false
+		t.cont(tid, 0)
+		return
+	}
+	if sig == unix.SIGTRAP && th.sp != nil {
+		if t.trap(th) {
+			return
+		}
+	}
+	if th.stepping != nil && sig != unix.SIGTRAP {
+		// A signal arrived during a step: deliver it and keep stepping;
+		// the step ends at the handler's first instruction, and the
+		// original instruction runs again after the handler returns.
+		if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(tid), 0, uintptr(sig), 0, 0); e != 0 {
+			t.cont(tid, int(sig))
+		}
+		return
+	}
+	if th.sp != nil && sig != unix.SIGTRAP && sig != unix.SIGSTOP {
+		t.countSignalAbort(th, sig)
+	}
+	switch sig {
+	case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		if _, _, err := ptrace.SigInfo(tid); err == unix.EINVAL {
+			// A group-stop of a tracee attached without PTRACE_SEIZE:
+			// let it run on (it cannot be held in a group-stop).
+			t.cont(tid, 0)
+			return
+		}
+	}
+	t.cont(tid, int(sig))
+}
+
+func (t *tracer) dropThread(th *thread) {
+	delete(t.threads, th.tid)
+	if t.lastPin == th {
+		t.lastPin = nil
+	}
+	if sp := th.sp; sp != nil {
+		sp.users--
+		if sp.users == 0 {
+			sp.mem.Close()
+		}
+	}
+}
+
+func (t *tracer) ptraceEvent(th *thread, cause int) {
+	switch cause {
+	case unix.PTRACE_EVENT_CLONE, unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK:
+		msg, err := unix.PtraceGetEventMsg(th.tid)
+		if err != nil {
+			t.cont(th.tid, 0)
+			return
+		}
+		child := int(msg)
+		sp := th.sp
+		tgid := th.tgid
+		if cause != unix.PTRACE_EVENT_CLONE {
+			tgid = child
+		}
+		if cause == unix.PTRACE_EVENT_FORK && th.sp != nil {
+			// The child has a copy of the memory, breakpoints included.
+			nsp, err := t.newSpace(child)
+			if err != nil {
+				t.note("fork child %d: %v", child, err)
+			} else {
+				for a, b := range th.sp.bps {
+					c := *b
+					c.steppers = 0
+					nsp.bps[a] = &c
+				}
+				nsp.maps = th.sp.maps
+				if h := th.sp.hook; h != nil {
+					c := *h
+					c.steppers = 0
+					nsp.hook = &c
+					t.reconcile(nsp, nsp.hook)
+				}
+				nsp.checkedExe = true
+				nsp.deferred, nsp.trigger = th.sp.deferred, th.sp.trigger
+				nsp.triggerOrig, nsp.triggerArmed = th.sp.triggerOrig, th.sp.triggerArmed
+				for _, b := range nsp.bps {
+					t.reconcile(nsp, b)
+				}
+			}
+			sp = nsp
+			t.rep.Processes++
+		} else if cause == unix.PTRACE_EVENT_VFORK {
+			t.rep.Processes++
+		}
+		t.rep.Threads++
+		if sp != nil {
+			sp.users++
+		}
+		if c := t.threads[child]; c != nil && c.orphan {
+			// Without a space (memory not accessible) it runs untortured.
+			c.orphan, c.sp, c.tgid = false, sp, tgid
+			t.cont(child, 0)
+		} else {
+			t.threads[child] = &thread{tid: child, tgid: tgid, sp: sp, expectStop: true}
+		}
+		t.cont(th.tid, 0)
+	case unix.PTRACE_EVENT_EXEC:
+		// The task now has a fresh address space, and the thread id of
+		// the thread group leader; the other threads are gone.
+		if msg, err := unix.PtraceGetEventMsg(th.tid); err == nil && int(msg) != th.tid {
+			if old := t.threads[int(msg)]; old != nil {
+				t.dropThread(old)
+			}
+		}
+		old := th.sp
+		for _, o := range t.threads {
+			if o != th && o.tgid == th.tgid {
+				t.dropThread(o)
+			}
+		}
+		if old != nil {
+			old.users--
+			if old.users == 0 {
+				old.mem.Close()
+			}
+		}
+		th.sp, th.stepping = nil, nil
+		if sp, err := t.newSpace(th.tid); err == nil {
+			sp.users = 1
+			th.sp = sp
+			if !t.stopped {
+				t.rescan(sp)
+			}
+		} else {
+			t.note("after exec in %d: %v", th.tid, err)
+		}
+		t.cont(th.tid, 0)
+	default:
+		t.cont(th.tid, 0)
+	}
+}
+
+// trap handles a SIGTRAP: the end of a step over a breakpoint, or a
+// breakpoint hit. It returns false for a SIGTRAP that is the program's own.
+func (t *tracer) trap(th *thread) bool {
+	sp := th.sp
+	if b := th.stepping; b != nil {
+		th.stepping = nil
+		b.steppers--
+		t.reconcile(sp, b)
+		t.cont(th.tid, 0)
+		return true
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(th.tid, &regs); err != nil {
+		return false
+	}
+	addr := regs.Rip - 1
+	if addr == sp.trigger && sp.trigger != 0 && (sp.triggerArmed || !sp.deferred) {
+		if _, code, err := ptrace.SigInfo(th.tid); err == nil && code == 0x80 {
+			t.reached(th, &regs)
+			return true
+		}
+	}
+	b := sp.bps[addr]
+	if b == nil && sp.hook != nil && sp.hook.addr == addr {
+		b = sp.hook
+	}
+	if b == nil {
+		return false
+	}
+	if !b.armed {
+		// The breakpoint was removed after this thread hit it: run the
+		// original instruction.
+		if _, code, err := ptrace.SigInfo(th.tid); err != nil || code != 0x80 {
+			return false
+		}
+		regs.Rip = addr
+		unix.PtraceSetRegs(th.tid, &regs)
+		t.cont(th.tid, 0)
+		return true
+	}
+	if b.hook {
+		// The loaded objects changed: find their sections now, before
+		// any of their code runs.
+		t.rescan(sp)
+	} else if t.abort(th, b, &regs) {
+		return true
+	} else {
+		// Not inside a registered section.
+		b.sec.rep.Unprotected++
+	}
+	t.stepOver(th, b, &regs)
+	return true
+}
+
+// stepOver runs the original instruction under b with the breakpoint
+// removed (for this and every other thread until the step ends).
+func (t *tracer) stepOver(th *thread, b *bp, regs *unix.PtraceRegs) {
+	sp := th.sp
+	b.steppers++
+	t.reconcile(sp, b)
+	regs.Rip = b.addr
+	if err := unix.PtraceSetRegs(th.tid, regs); err != nil {
+		b.steppers--
+		return
+	}
+	th.stepping = b
+	if err := unix.PtraceSingleStep(th.tid); err != nil {
+		th.stepping = nil
+		b.steppers--
+		t.reconcile(sp, b)
+	}
+}
+
+// countSignalAbort counts a signal about to be delivered to a handler while
+// th is inside a section with rseq_cs set: the kernel aborts the section.
+func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
+	if len(th.sp.bps) == 0 || ptrace.CaughtSignals(th.sp.pid)&(1<<(uint(sig)-1)) == 0 {
+		return
+	}
+	var regs unix.PtraceRegs
+	if unix.PtraceGetRegs(th.tid, &regs) != nil {
+		return
+	}
+	// A stopped thread is at an instruction boundary: inside a section
+	// exactly when its address is one of the section's points.
+	b := th.sp.bps[regs.Rip]
+	if b == nil {
+		return
+	}
+	cfg, err := ptrace.GetRseqConfig(th.tid)
+	if err != nil || cfg.Pointer == 0 {
+		return
+	}
+	if cs, err := th.sp.mem.Uint64(cfg.Pointer + ptrace.OffRseqCS); err == nil && cs != 0 {
+		b.sec.rep.SignalAborts++
+	}
+}
+
+// abort does what the kernel does to a thread preempted at b.addr: if the
+// thread's rseq_cs holds a descriptor whose range covers the address, check
+// the signature before abort_ip, then clear rseq_cs and resume at abort_ip.
+func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
+	sp := th.sp
+	cfg, err := ptrace.GetRseqConfig(th.tid)
+	if err != nil || cfg.Pointer == 0 {
+		return false
+	}
+	cs, err := sp.mem.Uint64(cfg.Pointer + ptrace.OffRseqCS)
+	if err != nil || cs == 0 {
+		return false
+	}
+	abortIP := b.abort
+	sigWord, sigOK := b.sigWord, b.sigRead
+	if cs != b.desc {
+		var d [32]byte
+		if sp.mem.Read(cs, d[:]) != nil {
+			return false
+		}
+		start := binary.LittleEndian.Uint64(d[8:])
+		pco := binary.LittleEndian.Uint64(d[16:])
+		abortIP = binary.LittleEndian.Uint64(d[24:])
+		if b.addr < start || b.addr-start >= pco {
+			return false
+		}
+		var sw [4]byte
+		sigOK = sp.mem.Read(abortIP-4, sw[:]) == nil
+		sigWord = binary.LittleEndian.Uint32(sw[:])
+	}
+	sec := b.sec
+	if !sigOK || sigWord != cfg.Signature {
+		// The kernel kills the thread with SIGSEGV.
+		sec.rep.BadSignature++
+		regs.Rip = b.addr
+		unix.PtraceSetRegs(th.tid, regs)
+		t.cont(th.tid, int(unix.SIGSEGV))
+		return true
+	}
+	var zero [8]byte
+	if sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]) != nil {
+		return false
+	}
+	regs.Rip = abortIP
+	if err := unix.PtraceSetRegs(th.tid, regs); err != nil {
+		return true
+	}
+	sec.hits[b.idx]++
+	sec.rep.Aborts++
+	t.rep.Aborts++
+	t.rep.LastAbort = time.Since(t.start)
+	t.reconcile(sp, b)
+	t.cont(th.tid, 0)
+	return true
+}
+
+// inject forces a real abort at random: it pins a random thread to a CPU
+// other than its current one (a migration aborts a section in progress),
+// undoing the previous pin, and sends SIGURG where the program catches it.
+func (t *tracer) inject() {
+	if t.lastPin != nil {
+		t.unpin(t.lastPin)
+		t.lastPin = nil
+	}
+	var cands []*thread
+	for _, th := range t.threads {
+		if !th.orphan && !th.expectStop && th.stepping == nil && th.sp != nil {
+			cands = append(cands, th)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].tid < cands[j].tid })
+	th := cands[t.rng.Intn(len(cands))]
+	var mask unix.CPUSet
+	if unix.SchedGetaffinity(th.tid, &mask) == nil && mask.Count() > 1 {
+		cur := currentCPU(th.tid)
+		var cpus []int
+		for c := 0; c < len(mask)*64; c++ {
+			if mask.IsSet(c) && c != cur {
+				cpus = append(cpus, c)
+			}
+		}
+		if len(cpus) > 0 {
+			var one unix.CPUSet
+			one.Set(cpus[t.rng.Intn(len(cpus))])
+			if unix.SchedSetaffinity(th.tid, &one) == nil {
+				th.pinned, th.mask = true, mask
+				t.lastPin = th
+				t.rep.Migrations++
+			}
+		}
+	}
+	const sigurgBit = 1 << (unix.SIGURG - 1)
+	if ptrace.CaughtSignals(th.sp.pid)&sigurgBit != 0 {
+		if unix.Tgkill(th.sp.pid, th.tid, unix.SIGURG) == nil {
+			t.rep.Signals++
+		}
+	}
+}
+
+func (t *tracer) unpin(th *thread) {
+	if th.pinned {
+		unix.SchedSetaffinity(th.tid, &th.mask)
+		th.pinned = false
+	}
+}
+
+// currentCPU returns the CPU tid last ran on (field 39 of its stat), or -1.
+func currentCPU(tid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// Fields after the command start at field 3 (state).
+	if len(f) < 37 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[36])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// totals fills the report's per-section and overall figures.
+func (t *tracer) totals() {
+	t.rep.Sections = t.rep.Sections[:0]
+	t.rep.Points, t.rep.Covered = 0, 0
+	for _, key := range t.order {
+		sec := t.sections[key]
+		r := *sec.rep
+		r.Covered, r.Missed = 0, nil
+		for i, h := range sec.hits {
+			if h >= t.reps {
+				r.Covered++
+			} else {
+				r.Missed = append(r.Missed, sec.offs[i])
+			}
+		}
+		t.rep.Points += r.Points
+		t.rep.Covered += r.Covered
+		t.rep.Sections = append(t.rep.Sections, r)
+	}
+}
