@@ -6,7 +6,7 @@ package rseq
 // sections jump to, cpuSlow, glibcOffset), so that tools that do not read
 // assembly see it used.
 var usedByAssembly = [...]any{
-	cpuSlow, &glibcOffset,
+	cpuSlow, slotSlow, &glibcOffset,
 	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,
 	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
 }

@@ -114,19 +114,20 @@ func (ix Index) field() uintptr { return indexField[ix&1] }
 // where it runs sections, SharedSlot otherwise (when the process runs no
 // sections at all, its CPU or concurrency id again). Like CPU, the answer can
 // be stale by the time it is used; the operation then returns Moved.
-func (ix Index) Slot() int {
+func (ix Index) Slot() int { return slotOf(ix.field()) }
+
+// slotSlow is Slot for a thread without a usable area at hand; slotOf
+// (assembly) jumps here.
+func slotSlow(field uintptr) int {
 	if opsMode != areaModeNone {
-		if v, ok := opsIndex(ix.field()); ok {
-			return int(v)
-		}
 		if ensureArea() != 0 {
-			if v, ok := opsIndex(ix.field()); ok {
+			if v, ok := opsIndex(field); ok {
 				return int(v)
 			}
 		}
 		return possibleCPUs
 	}
-	if ix == ByConcurrencyID {
+	if field == offMMCID {
 		return ConcurrencyID()
 	}
 	return CPU()

@@ -328,3 +328,16 @@ none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)
 	RET
+
+// func slotOf(field uintptr) int
+// Index.Slot: the index field of the thread's area when the thread runs
+// sections, else whatever slotSlow decides.
+TEXT ·slotOf(SB), NOSPLIT, $0-16
+	LOAD_AREA(·opsMode(SB), AX, slow)
+	MOVQ	field+0(FP), CX
+	MOVL	(AX)(CX*1), AX
+	MOVQ	AX, ret+8(FP)
+	RET
+	GLIBC_AREA(·opsMode(SB), AX, slow)
+slow:
+	JMP	·slotSlow(SB)

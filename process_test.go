@@ -1,3 +1,5 @@
+//go:build linux
+
 package rseq_test
 
 // Child-process tests: they build the programs under internal/testprog and

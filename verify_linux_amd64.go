@@ -18,6 +18,7 @@ func cmp2StoreSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *u
 func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status
 func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
 func opsIndex(field uintptr) (v uint32, ok bool)
+func slotOf(field uintptr) int
 
 // Implemented in sections_linux_amd64.s (generated).
 func tableAddrs() (cs, ptrs, exits, funcs uintptr)
