@@ -94,80 +94,57 @@ func popFallback(base unsafe.Pointer, stride, field, empty, nextOff uintptr) (sl
 	return slot, head, ok
 }
 
-func cmpStoreFallback(field uintptr, slot int, v *uintptr, expect, new uintptr) Status {
-	if retryWithSection() {
-		return cmpStoreSection(field, slot, v, expect, new)
-	}
-	countFallback(secCmpStore)
+// commitUnderLock is the fallback of every compare-then-commit operation:
+// under the lock of the commit word v, check that *v == expect and that
+// more (if any) holds, make the speculative stores (if any), then store new.
+func commitUnderLock(sec, slot int, v *uintptr, expect uintptr, more func() bool, spec func(), new uintptr) Status {
+	countFallback(sec)
 	if !mayUseSlot(slot) {
 		return Moved
 	}
 	mu := fallbackLock(uintptr(unsafe.Pointer(v)))
 	mu.Lock()
 	defer mu.Unlock()
-	if atomic.LoadUintptr(v) != expect {
+	if atomic.LoadUintptr(v) != expect || (more != nil && !more()) {
 		return CompareFailed
+	}
+	if spec != nil {
+		spec()
 	}
 	atomic.StoreUintptr(v, new)
 	return Committed
+}
+
+func cmpStoreFallback(field uintptr, slot int, v *uintptr, expect, new uintptr) Status {
+	if retryWithSection() {
+		return cmpStoreSection(field, slot, v, expect, new)
+	}
+	return commitUnderLock(secCmpStore, slot, v, expect, nil, nil, new)
 }
 
 func cmp2StoreFallback(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, expect2, new uintptr) Status {
 	if retryWithSection() {
 		return cmp2StoreSection(field, slot, v, expect, v2, expect2, new)
 	}
-	countFallback(secCmp2Store)
-	if !mayUseSlot(slot) {
-		return Moved
-	}
-	mu := fallbackLock(uintptr(unsafe.Pointer(v)))
-	mu.Lock()
-	defer mu.Unlock()
-	if atomic.LoadUintptr(v) != expect || atomic.LoadUintptr(v2) != expect2 {
-		return CompareFailed
-	}
-	atomic.StoreUintptr(v, new)
-	return Committed
+	return commitUnderLock(secCmp2Store, slot, v, expect, func() bool { return atomic.LoadUintptr(v2) == expect2 }, nil, new)
 }
 
 func storeCommitFallback(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status {
 	if retryWithSection() {
 		return storeCommitSection(field, slot, v, expect, v2, new2, new)
 	}
-	countFallback(secStoreCommit)
-	if !mayUseSlot(slot) {
-		return Moved
-	}
-	mu := fallbackLock(uintptr(unsafe.Pointer(v)))
-	mu.Lock()
-	defer mu.Unlock()
-	if atomic.LoadUintptr(v) != expect {
-		return CompareFailed
-	}
-	atomic.StoreUintptr(v2, new2)
-	atomic.StoreUintptr(v, new)
-	return Committed
+	return commitUnderLock(secStoreCommit, slot, v, expect, nil, func() { atomic.StoreUintptr(v2, new2) }, new)
 }
 
 func copyCommitFallback(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status {
 	if retryWithSection() {
 		return copyCommitSection(field, slot, v, expect, dst, src, n, new)
 	}
-	countFallback(secCopyCommit)
-	if !mayUseSlot(slot) {
-		return Moved
-	}
-	mu := fallbackLock(uintptr(unsafe.Pointer(v)))
-	mu.Lock()
-	defer mu.Unlock()
-	if atomic.LoadUintptr(v) != expect {
-		return CompareFailed
-	}
-	if n > 0 {
-		copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(src), n))
-	}
-	atomic.StoreUintptr(v, new)
-	return Committed
+	return commitUnderLock(secCopyCommit, slot, v, expect, nil, func() {
+		if n > 0 {
+			copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(src), n))
+		}
+	}, new)
 }
 
 // Per-section counts of fallbacks (Go) and aborts (incremented by the
