@@ -9,13 +9,28 @@ import (
 )
 
 // Implemented in ops_linux_amd64.s; each jumps to its Go fallback (same
-// signature) when the thread has no usable area.
+// signature) when the thread has no usable area. Neither keeps a pointer it
+// is given beyond the call, hence go:noescape.
+//
+//go:noescape
 func addSection(base unsafe.Pointer, stride, field uintptr, n int64) (slot int)
+
+//go:noescape
 func addIndirectSection(base unsafe.Pointer, stride, field, off uintptr, n int64) (slot int)
+
+//go:noescape
 func popSection(base unsafe.Pointer, stride, field, empty, nextOff uintptr) (slot int, head uintptr, ok bool)
+
+//go:noescape
 func cmpStoreSection(field uintptr, slot int, v *uintptr, expect, new uintptr) Status
+
+//go:noescape
 func cmp2StoreSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, expect2, new uintptr) Status
+
+//go:noescape
 func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status
+
+//go:noescape
 func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
 func opsIndex(field uintptr) (v uint32, ok bool)
 func slotOf(field uintptr) int

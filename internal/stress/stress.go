@@ -20,6 +20,11 @@
 //     thread of the process, thousands of times a second. The CPU profile's
 //     SIGPROF comes at most once per kernel tick per thread, whatever the
 //     rate asked; this storm is what interrupts short sections often.
+//     Interrupted system calls are restarted by the kernel (Go installs
+//     its handlers with SA_RESTART) except those Linux never restarts,
+//     such as nanosleep and epoll_wait, which fail with EINTR: code under
+//     test that makes raw system calls must retry them, or run with
+//     NoSignals.
 //
 // Each part can be switched off in Options. The stop function undoes
 // everything (profile stopped, affinity masks and GOMAXPROCS restored),
@@ -57,9 +62,9 @@ import (
 // Options selects the parts of the fire. The zero value turns everything
 // on with the defaults.
 type Options struct {
-	// NoProfile, NoAffinity, NoGC, NoThreadChurn and NoGOMAXPROCS switch
-	// off the CPU profile, the affinity storm, the forced GCs, the thread
-	// churn and the raised GOMAXPROCS.
+	// NoProfile, NoAffinity, NoGC, NoThreadChurn, NoGOMAXPROCS and
+	// NoSignals switch off the CPU profile, the affinity storm, the forced
+	// GCs, the thread churn, the raised GOMAXPROCS and the signal storm.
 	NoProfile     bool
 	NoAffinity    bool
 	NoGC          bool

@@ -1,0 +1,114 @@
+package percpu_test
+
+import (
+	"expvar"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/gorseq/rseq/percpu"
+)
+
+func ExampleCounter() {
+	requests := percpu.NewCounter()
+	if expvar.Get("example_requests") == nil { // publish once per process
+		expvar.Publish("example_requests", requests) // served at /debug/vars
+	}
+
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				requests.Inc()
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println(requests.Load())
+	fmt.Println(requests.Reset(), requests.Load())
+	// Output:
+	// 4000
+	// 4000 0
+}
+
+func ExampleValue() {
+	// A latency histogram: each CPU updates its own buckets under a
+	// per-CPU lock; a reader merges them.
+	type histogram struct{ buckets [4]int }
+	h := percpu.NewValue[histogram](nil)
+
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				h.Update(func(s *histogram) { s.buckets[i%4]++ })
+			}
+		}()
+	}
+	wg.Wait()
+	total := percpu.Merge(h, func(acc *histogram, s *histogram) {
+		for i, n := range s.buckets {
+			acc.buckets[i] += n
+		}
+	})
+	fmt.Println(total.buckets)
+	// Output: [100 100 100 100]
+}
+
+func ExamplePool() {
+	// Buffers that stay pooled across garbage collections.
+	type buffer struct{ b []byte }
+	pool, err := percpu.NewPool(64, 256, func() *buffer {
+		return &buffer{b: make([]byte, 0, 4096)}
+	})
+	if err != nil {
+		panic(err)
+	}
+	buf := pool.Get()
+	buf.b = append(buf.b[:0], "hello"...)
+	fmt.Println(string(buf.b), cap(buf.b))
+	pool.Put(buf)
+	// Output: hello 4096
+}
+
+func ExampleBuffer() {
+	b, err := percpu.NewBuffer(128)
+	if err != nil {
+		panic(err)
+	}
+	for i := uintptr(1); i <= 5; i++ {
+		if err := b.Push(i * 10); err != nil {
+			fmt.Println(err) // percpu.ErrFull: drain and retry
+		}
+	}
+	got := b.Drain(nil)
+	sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+	fmt.Println(got)
+	// Output: [10 20 30 40 50]
+}
+
+func ExampleLog() {
+	l, err := percpu.NewLog(4096, 0) // variable-size records
+	if err != nil {
+		panic(err)
+	}
+	for _, ev := range []string{"open", "read", "close"} {
+		if err := l.Append([]byte(ev)); err != nil {
+			fmt.Println(err)
+		}
+	}
+	var events []string
+	err = l.Drain(func(cpu int, rec []byte) {
+		events = append(events, string(rec)) // rec is only valid here
+	})
+	if err != nil {
+		panic(err)
+	}
+	sort.Strings(events)
+	fmt.Println(events)
+	// Output: [close open read]
+}

@@ -1,0 +1,138 @@
+package percpu
+
+import (
+	"sync"
+
+	"github.com/gorseq/rseq"
+)
+
+// Value is a sharded value: one T per CPU (plus one for threads without
+// rseq), for state that is not a plain integer, such as histograms, maps
+// of counters or accumulators. It follows the shape proposed for
+// sync.Sharded in golang/go#18802: Update changes the calling CPU's shard,
+// Range visits every shard (to read them, merge them or reset them).
+//
+// Update takes the shard's lock with a restartable section, the per-CPU
+// spinlock of the kernel's rseq tests: the lock word goes from 0 to 1 only
+// if the thread still runs on that shard's CPU, with no atomic
+// instruction; it is released with a store of 0 (release-ordered). An uncontended
+// Update costs that section, the function call and the release. Two
+// goroutines contend for a shard only when one was descheduled or moved
+// while holding it; the other then spins briefly and yields.
+//
+// Range takes each shard's lock from outside: it stores 2 into the free
+// lock word (rseq.CompareAndStoreRemote), fences the CPU (rseq.Fence, one
+// membarrier system call per shard) so that no section that saw the word
+// free can still take it, and checks that the word still holds 2. Range
+// is therefore much slower than Update (microseconds per shard): call it
+// to read or merge, not on the hot path.
+//
+// Memory: rseq.Slots() shards of sizeof(T) + 128 bytes each.
+//
+// T is an ordinary Go value: it may hold pointers, maps and slices, and
+// the function given to Update or Range may do anything with it except
+// call Update or Range on the same Value (the shard's lock is held and is
+// not reentrant) and block for long (other updaters on that CPU wait).
+type Value[T any] struct {
+	shards []valueShard[T]
+	fenced bool // false: locked mode (see fenced)
+	mu     sync.Mutex
+}
+
+type valueShard[T any] struct {
+	// lock is the shard's lock word: 0 free, 1 held by an updater on the
+	// shard's CPU, 2 held by a reader from outside. Sections store only
+	// 1 into it.
+	lock uintptr
+	v    T
+	_    [line - 8]byte // keeps the next shard's lock off v's lines
+}
+
+const (
+	unlocked   = 0
+	lockedHere = 1
+	lockedFar  = 2
+)
+
+// NewValue returns a Value whose shards are made by init (the zero T if
+// init is nil).
+func NewValue[T any](init func(*T)) *Value[T] {
+	v := &Value[T]{shards: make([]valueShard[T], rseq.Slots()), fenced: fenced()}
+	if init != nil {
+		for i := range v.shards {
+			init(&v.shards[i].v)
+		}
+	}
+	return v
+}
+
+// Update calls f with the calling CPU's shard, holding that shard's lock.
+// f runs on the shard of the CPU where the lock was taken; the goroutine
+// may move to another CPU while f runs, and the shard stays locked (and
+// consistent) all the same.
+func (v *Value[T]) Update(f func(*T)) {
+	sh := v.lock()
+	defer setWord(&sh.lock, unlocked) // release: f's stores come first
+	f(&sh.v)
+}
+
+// lock takes the lock of the calling CPU's shard.
+func (v *Value[T]) lock() *valueShard[T] {
+	if !v.fenced {
+		return v.lockAtomic()
+	}
+	tries := 0
+	for {
+		slot := rseq.ByCPU.Slot()
+		sh := &v.shards[slot]
+		switch rseq.CompareAndStore(rseq.ByCPU, slot, &sh.lock, unlocked, lockedHere) {
+		case rseq.Committed:
+			return sh
+		case rseq.Moved:
+			continue
+		}
+		backoff(&tries)
+	}
+}
+
+// lockAtomic is lock in locked mode: an atomic compare-and-swap on the
+// shard of the CPU the thread runs on (any shard would be correct).
+func (v *Value[T]) lockAtomic() *valueShard[T] {
+	tries := 0
+	for {
+		slot := rseq.CPU()
+		if slot >= len(v.shards) {
+			slot = len(v.shards) - 1
+		}
+		sh := &v.shards[slot]
+		if rseq.CompareAndStoreRemote(&sh.lock, unlocked, lockedHere) {
+			return sh
+		}
+		backoff(&tries)
+	}
+}
+
+// Range calls f with every shard in turn, each under its lock, so f sees
+// every shard in a consistent state and may read, merge or change it.
+// Updates to shards not being visited go on meanwhile: the shards together
+// are not a snapshot. Calls of Range are serialized.
+func (v *Value[T]) Range(f func(*T)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range v.shards {
+		sh := &v.shards[i]
+		lockRemote(&sh.lock, i, v.fenced,
+			func(w uintptr) bool { return w == unlocked },
+			func(uintptr) uintptr { return lockedFar })
+		f(&sh.v)
+		unlockRemote(&sh.lock, lockedFar, unlocked)
+	}
+}
+
+// Merge folds every shard into one result: it calls merge(&acc, shard) for
+// each shard under its lock, starting from the zero R.
+func Merge[T, R any](v *Value[T], merge func(acc *R, shard *T)) R {
+	var acc R
+	v.Range(func(s *T) { merge(&acc, s) })
+	return acc
+}

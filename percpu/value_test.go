@@ -1,0 +1,108 @@
+package percpu
+
+import (
+	"sync/atomic"
+	"testing"
+)
+
+// pair is updated in two steps with work between them, so a reader or
+// updater that got in while another held the lock would see a != b.
+type pair struct {
+	a, b  int64
+	hist  map[int]int
+	calls int64
+}
+
+func testValueExact(t *testing.T) {
+	v := NewValue(func(p *pair) { p.hist = map[int]int{} })
+	const G = 6
+	var counts []int
+	var moved atomic.Int64 // taken out of the shards by the reader
+	var bad atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	underFire(t, func() {
+		go func() {
+			// A reader that checks every shard and empties some.
+			defer close(done)
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v.Range(func(p *pair) {
+					if p.a != p.b {
+						bad.Add(1)
+					}
+					if k%3 == 0 {
+						moved.Add(p.a)
+						p.a, p.b = 0, 0
+					}
+				})
+			}
+		}()
+		counts = until(G, func(g, i int) bool {
+			v.Update(func(p *pair) {
+				if p.a != p.b {
+					bad.Add(1)
+				}
+				p.a++
+				p.hist[i%7]++
+				p.calls++
+				p.b++
+			})
+			return true
+		})
+		close(stop)
+		<-done
+	})
+	n := total(counts)
+	t.Logf("%d updates", n)
+	if bad.Load() != 0 {
+		t.Errorf("%d times a shard was seen mid-update: the per-CPU lock let two holders in", bad.Load())
+	}
+	total := Merge(v, func(acc *pair, p *pair) {
+		acc.a += p.a
+		acc.calls += p.calls
+	})
+	if got, want := total.a+moved.Load(), int64(n); got != want {
+		t.Fatalf("updates counted %d, want %d", got, want)
+	}
+	if total.calls != int64(n) {
+		t.Fatalf("calls %d, want %d", total.calls, n)
+	}
+	hist := Merge(v, func(acc *map[int]int, p *pair) {
+		if *acc == nil {
+			*acc = map[int]int{}
+		}
+		for k, c := range p.hist {
+			(*acc)[k] += c
+		}
+	})
+	sum := 0
+	for _, c := range hist {
+		sum += c
+	}
+	if sum != n {
+		t.Fatalf("histogram holds %d entries, want %d", sum, n)
+	}
+}
+
+func TestValueExact(t *testing.T) {
+	testValueExact(t)
+	withLocked(t, testValueExact)
+}
+
+func TestValueZeroInit(t *testing.T) {
+	v := NewValue[int](nil)
+	v.Update(func(p *int) { *p += 5 })
+	if got := Merge(v, func(acc *int, p *int) { *acc += *p }); got != 5 {
+		t.Fatalf("sum %d, want 5", got)
+	}
+	shards := 0
+	v.Range(func(*int) { shards++ })
+	if shards != rseqSlots() {
+		t.Fatalf("Range visited %d shards, want %d", shards, rseqSlots())
+	}
+}
