@@ -36,11 +36,11 @@ func registerFence() error {
 // Where the process runs no sections, Fence returns nil at once: the
 // fallback's locks already order every update.
 func Fence(cpu int) error {
-	if opsMode == areaModeNone {
-		return nil
-	}
 	if cpu < 0 || cpu >= possibleCPUs {
 		return fmt.Errorf("rseq: Fence: CPU %d out of range [0, %d)", cpu, possibleCPUs)
+	}
+	if opsMode == areaModeNone {
+		return nil
 	}
 	if err := registerFence(); err != nil {
 		return err
