@@ -112,3 +112,20 @@ func ExampleLog() {
 	fmt.Println(events)
 	// Output: [close open read]
 }
+
+func ExampleUint64Counter() {
+	bytesSent := percpu.NewUint64Counter()
+	for _, n := range []uint64{512, 1024, 2048} {
+		bytesSent.Add(n)
+	}
+	fmt.Println(bytesSent.Load())
+	// Output: 3584
+}
+
+func ExampleFloat64Counter() {
+	seconds := percpu.NewFloat64Counter()
+	seconds.Add(0.25)
+	seconds.Add(1.5)
+	fmt.Println(seconds.Load(), seconds.Swap(0), seconds.Load())
+	// Output: 1.75 1.75 0
+}
