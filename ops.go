@@ -120,8 +120,10 @@ func (ix Index) Slot() int { return slotOf(ix.field()) }
 // (assembly) jumps here.
 func slotSlow(field uintptr) int {
 	if opsMode != areaModeNone {
+		// Sections run, so opsMode == areaMode: the area's own field is
+		// the slot.
 		if ensureArea() != 0 {
-			if v, ok := opsIndex(field); ok {
+			if v, ok := areaField(field); ok {
 				return int(v)
 			}
 		}

@@ -313,22 +313,6 @@ moved:
 fallback:
 	JMP	·copyCommitFallback(SB)
 
-// func opsIndex(field uintptr) (v uint32, ok bool)
-// Reads the index field at off in the thread's area when the thread runs
-// sections (LOAD_AREA on ·opsMode).
-TEXT ·opsIndex(SB), NOSPLIT, $0-13
-	LOAD_AREA(·opsMode(SB), AX, none)
-	MOVQ	field+0(FP), CX
-	MOVL	(AX)(CX*1), AX
-	MOVL	AX, v+8(FP)
-	MOVB	$1, ok+12(FP)
-	RET
-	GLIBC_AREA(·opsMode(SB), AX, none)
-none:
-	MOVL	$0, v+8(FP)
-	MOVB	$0, ok+12(FP)
-	RET
-
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

@@ -23,7 +23,6 @@ var features = Support{
 func currentArea() uintptr             { return 0 }
 func ensureArea() uintptr              { return 0 }
 func areaField(uintptr) (uint32, bool) { return 0, false }
-func opsIndex(uintptr) (uint32, bool)  { return 0, false }
 func slotOf(field uintptr) int         { return slotSlow(field) }
 
 // AreaAddress returns 0: no thread has an rseq area on this platform.

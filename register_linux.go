@@ -293,28 +293,10 @@ func registerThread() (uintptr, syscall.Errno) {
 	if e := sysRseq(a, regLen, 0, Signature); e != 0 {
 		releaseArea(a)
 		setThreadSlot(threadFallback)
-		threadFailures.record(e)
 		return 0, e
 	}
 	setThreadSlot(a)
 	return a, 0
-}
-
-// threadFailures counts threads that could not register, by errno.
-var threadFailures failureCounts
-
-type failureCounts struct {
-	mu sync.Mutex
-	n  map[syscall.Errno]int
-}
-
-func (c *failureCounts) record(e syscall.Errno) {
-	c.mu.Lock()
-	if c.n == nil {
-		c.n = make(map[syscall.Errno]int)
-	}
-	c.n[e]++
-	c.mu.Unlock()
 }
 
 // ensureArea returns the calling thread's area, registering one in own mode
