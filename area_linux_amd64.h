@@ -42,3 +42,10 @@ area_glibc: CMPB	mode, $MODE_GLIBC; \
 #define RSEQ_SIGNATURE \
 	BYTE	$0x0f; BYTE $0xb9; BYTE $0x3d; \
 	LONG	$0x53053053
+
+// INDEX_FIELD(ix, tmp) turns the Index in ix into the offset of the struct
+// rseq field it reads, indexField[ix&1], in ix.
+#define INDEX_FIELD(ix, tmp) \
+	ANDQ	$1, ix; \
+	LEAQ	·indexField(SB), tmp; \
+	MOVQ	(tmp)(ix*8), ix

@@ -9,6 +9,7 @@ var usedByAssembly = [...]any{
 	cpuSlow, slotSlow, &glibcOffset,
 	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,
 	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
+	takeHandleFallback, claimHandleFallback, putHandleFallback,
 }
 
 var _ = usedByAssembly

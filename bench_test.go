@@ -233,10 +233,38 @@ func BenchmarkOps(b *testing.B) {
 		list = append(list, x)
 		mu.Unlock()
 	}
+	// A handle cycle, what percpu.Pool does for Get and Put: take a full
+	// handle and its object, claim a free one, store the object, put it.
+	const handleCap = 64
+	handleStride := uintptr(8 + handleCap*4 + 56)
+	handleMem := make([]uint64, uintptr(rseq.Slots())*handleStride/8)
+	handleBase := unsafe.Pointer(&handleMem[0])
+	objects := make([]*node, handleCap*rseq.Slots())
+	for s := 0; s < rseq.Slots(); s++ {
+		hs := unsafe.Slice((*uint32)(unsafe.Add(handleBase, uintptr(s)*handleStride+8)), handleCap)
+		for k := range hs {
+			h := s*handleCap + k
+			hs[k] = uint32(h)
+			objects[h] = &nodes[h]
+		}
+		*(*uint64)(unsafe.Add(handleBase, uintptr(s)*handleStride)) = handleCap | handleCap<<32 // all full
+	}
+	handleCycle := func() {
+		_, _, v, ok := rseq.TakeHandle(handleBase, handleStride, rseq.ByCPU, unsafe.Pointer(&objects[0]))
+		if !ok {
+			return
+		}
+		_, h, ok := rseq.ClaimHandle(handleBase, handleStride, rseq.ByCPU, handleCap)
+		if !ok {
+			return // moved to a CPU with no free handle: v is lost here
+		}
+		objects[h] = (*node)(v)
+		rseq.PutHandle(handleBase, handleStride, rseq.ByCPU, h)
+	}
 	for _, c := range []struct {
 		name string
 		op   func()
-	}{{"PopPush/rseq", popPush}, {"PopPush/mutex", mutexPopPush}} {
+	}{{"PopPush/rseq", popPush}, {"PopPush/mutex", mutexPopPush}, {"TakeClaimPut/rseq", handleCycle}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				c.op()

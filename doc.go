@@ -31,7 +31,9 @@
 // # Per-CPU operations
 //
 // Add, AddIndirect, Pop, CompareAndStore, CompareBothAndStore,
-// StoreThenCommit and CopyThenCommit are the operations librseq offers, each
+// StoreThenCommit and CopyThenCommit are the operations librseq offers;
+// TakeHandle, ClaimHandle and PutHandle move handles (indices into a table
+// of Go pointers) through a per-CPU handle array, for object pools. Each is
 // a restartable section in assembly (ops_linux_amd64.s) on a slot of a
 // per-CPU array. Each section's struct rseq_cs descriptor is generated from
 // the assembled code (internal/gensections) and verified against the code

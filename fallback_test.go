@@ -25,7 +25,7 @@ func TestScenariosInFallbackModes(t *testing.T) {
 		t.Skip("no Go toolchain in the guest")
 	}
 	run := func(t *testing.T, bin string, env ...string) map[string]int {
-		cmd := exec.Command(bin, "-test.run=^(TestParam|TestAddIndirect)", "-test.short", "-test.count=1")
+		cmd := exec.Command(bin, "-test.run=^(TestParam|TestAddIndirect|TestHandles)", "-test.short", "-test.count=1")
 		cmd.Env = append(os.Environ(), append(env, "GORSEQ_TEST_CHILD=1", "GORSEQ_TEST_REPORT_FALLBACKS=1")...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -43,7 +43,7 @@ func TestScenariosInFallbackModes(t *testing.T) {
 	}
 	t.Run("GORSEQ=off", func(t *testing.T) {
 		fb := run(t, os.Args[0], "GORSEQ=off")
-		for _, s := range []string{"add", "addIndirect", "pop", "cmpStore", "cmp2Store", "storeCommit", "copyCommit"} {
+		for _, s := range []string{"add", "addIndirect", "pop", "cmpStore", "cmp2Store", "storeCommit", "copyCommit", "takeHandle", "claimHandle", "putHandle"} {
 			if fb[s] == 0 {
 				t.Errorf("section %s: no fallbacks counted with GORSEQ=off", s)
 			}

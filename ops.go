@@ -19,8 +19,9 @@ import (
 //
 // Two kinds of operation exist:
 //
-//   - Add, AddIndirect and Pop choose the slot inside the section, from the
-//     index the thread runs on, and return it.
+//   - Add, AddIndirect and Pop (and the handle-array operations of
+//     handles.go) choose the slot inside the section, from the index the
+//     thread runs on, and return it.
 //   - CompareAndStore, CompareBothAndStore, StoreThenCommit and
 //     CopyThenCommit take the slot the caller computed its addresses for
 //     (from Index.Slot) and return Moved, without touching memory, when the

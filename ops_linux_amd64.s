@@ -313,6 +313,157 @@ moved:
 fallback:
 	JMP	·copyCommitFallback(SB)
 
+// func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+//
+// The exported function itself, so that callers reach the section with a
+// single call (handles.go documents it).
+//
+//	slot = *(area + indexField[ix&1])
+//	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
+//	if f == 0 { exit: ok = false }
+//	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
+//	hs[e-1] = h                       // speculative: a hole until the commit
+//	*hdr -= 1 | 1<<32                 // commit: the store
+//
+// The pointer v is loaded inside the section, while h is still full, and
+// lives only in a register until it is written to the result.
+TEXT ·TakeHandle(SB), NOSPLIT, $0-57
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVBQZX	ix+16(FP), DX
+	INDEX_FIELD(DX, AX)
+	MOVQ	table+24(FP), R11
+restart:
+	LEAQ	DESC_takeHandle, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start takeHandle
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	ADDQ	DI, CX
+	MOVQ	(CX), R10
+	MOVL	R10, BX
+	TESTL	BX, BX
+	JEQ	isempty
+	MOVQ	R10, R12
+	SHRQ	$32, R12
+	MOVL	4(CX)(BX*4), R13
+	MOVQ	(R11)(R13*8), AX
+	MOVL	R13, 4(CX)(R12*4)
+	MOVQ	$0x100000001, R12
+	SUBQ	R12, R10
+	MOVQ	R10, (CX)	// rseq:commit takeHandle
+	MOVQ	R9, slot+32(FP)
+	MOVL	R13, h+40(FP)
+	MOVQ	AX, v+48(FP)
+	MOVB	$1, ok+56(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort takeHandle
+	INCQ	ABORTS_takeHandle
+	JMP	restart
+isempty:
+	MOVQ	R9, slot+32(FP)	// rseq:exit takeHandle
+	MOVL	$0, h+40(FP)
+	MOVQ	$0, v+48(FP)
+	MOVB	$0, ok+56(FP)
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·takeHandleFallback(SB)
+
+// func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
+//
+//	slot = *(area + indexField[ix&1])
+//	hdr := (*uint64)(base + slot*stride); e := high half of *hdr
+//	if e >= capacity { exit: ok = false }
+//	h = hs[e]
+//	*hdr += 1<<32                     // commit: the store
+TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVBQZX	ix+16(FP), DX
+	INDEX_FIELD(DX, AX)
+	MOVLQZX	capacity+20(FP), R11
+	MOVQ	$0x100000000, R13
+restart:
+	LEAQ	DESC_claimHandle, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start claimHandle
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	ADDQ	DI, CX
+	MOVQ	(CX), R10
+	MOVQ	R10, R12
+	SHRQ	$32, R12
+	CMPQ	R12, R11
+	JCC	isfull
+	MOVL	8(CX)(R12*4), BX
+	ADDQ	R13, R10
+	MOVQ	R10, (CX)	// rseq:commit claimHandle
+	MOVQ	R9, slot+24(FP)
+	MOVL	BX, h+32(FP)
+	MOVB	$1, ok+36(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort claimHandle
+	INCQ	ABORTS_claimHandle
+	JMP	restart
+isfull:
+	MOVQ	R9, slot+24(FP)	// rseq:exit claimHandle
+	MOVL	$0, h+32(FP)
+	MOVB	$0, ok+36(FP)
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·claimHandleFallback(SB)
+
+// func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
+//
+//	slot = *(area + indexField[ix&1])
+//	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
+//	if f == e { exit: ok = false }
+//	hs[f] = h                         // speculative: a hole until the commit
+//	*hdr += 1                         // commit: the store
+TEXT ·PutHandle(SB), NOSPLIT, $0-33
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVBQZX	ix+16(FP), DX
+	INDEX_FIELD(DX, AX)
+	MOVL	h+20(FP), R11
+restart:
+	LEAQ	DESC_putHandle, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start putHandle
+	MOVQ	CX, R9
+	IMULQ	SI, CX
+	ADDQ	DI, CX
+	MOVQ	(CX), R10
+	MOVL	R10, BX
+	MOVQ	R10, R12
+	SHRQ	$32, R12
+	CMPQ	BX, R12
+	JEQ	nohole
+	MOVL	R11, 8(CX)(BX*4)
+	INCQ	R10
+	MOVQ	R10, (CX)	// rseq:commit putHandle
+	MOVQ	R9, slot+24(FP)
+	MOVB	$1, ok+32(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort putHandle
+	INCQ	ABORTS_putHandle
+	JMP	restart
+nohole:
+	MOVQ	R9, slot+24(FP)	// rseq:exit putHandle
+	MOVB	$0, ok+32(FP)
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·putHandleFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

@@ -53,3 +53,21 @@ func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 
 func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status {
 	return copyCommitFallback(field, slot, v, expect, dst, src, n, new)
 }
+
+// TakeHandle is documented in handles_linux_amd64.go; here it is the
+// fallback.
+func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
+	return takeHandleFallback(base, stride, ix, table)
+}
+
+// ClaimHandle is documented in handles_linux_amd64.go; here it is the
+// fallback.
+func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool) {
+	return claimHandleFallback(base, stride, ix, capacity)
+}
+
+// PutHandle is documented in handles_linux_amd64.go; here it is the
+// fallback.
+func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool) {
+	return putHandleFallback(base, stride, ix, h)
+}

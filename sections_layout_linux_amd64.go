@@ -5,7 +5,7 @@
 package rseq
 
 // numExitPoints is the number of entries of __rseq_exit_point_array.
-const numExitPoints = 9
+const numExitPoints = 12
 
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
@@ -17,4 +17,7 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "cmp2StoreSection", start: 74, postCommit: 22, abort: 109, exits: []uintptr{119, 125}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
 	{fn: "storeCommitSection", start: 74, postCommit: 20, abort: 107, exits: []uintptr{117, 123}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
 	{fn: "copyCommitSection", start: 83, postCommit: 68, abort: 164, exits: []uintptr{174, 180}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
+	{fn: "TakeHandle", start: 79, postCommit: 61, abort: 168, exits: []uintptr{178}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "ClaimHandle", start: 89, postCommit: 40, abort: 151, exits: []uintptr{161}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "PutHandle", start: 79, postCommit: 43, abort: 140, exits: []uintptr{150}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 }

@@ -48,7 +48,25 @@ DATA ·__rseq_cs+196(SB)/4, $0
 DATA ·__rseq_cs+200(SB)/8, $·copyCommitSection+83(SB)
 DATA ·__rseq_cs+208(SB)/8, $68
 DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+164(SB)
-GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $224
+// takeHandle
+DATA ·__rseq_cs+224(SB)/4, $0
+DATA ·__rseq_cs+228(SB)/4, $0
+DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+79(SB)
+DATA ·__rseq_cs+240(SB)/8, $61
+DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+168(SB)
+// claimHandle
+DATA ·__rseq_cs+256(SB)/4, $0
+DATA ·__rseq_cs+260(SB)/4, $0
+DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+89(SB)
+DATA ·__rseq_cs+272(SB)/8, $40
+DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+151(SB)
+// putHandle
+DATA ·__rseq_cs+288(SB)/4, $0
+DATA ·__rseq_cs+292(SB)/4, $0
+DATA ·__rseq_cs+296(SB)/8, $·PutHandle+79(SB)
+DATA ·__rseq_cs+304(SB)/8, $43
+DATA ·__rseq_cs+312(SB)/8, $·PutHandle+140(SB)
+GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $320
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
 DATA ·__rseq_cs_ptr_array+0(SB)/8, $·__rseq_cs+0(SB)
@@ -58,7 +76,10 @@ DATA ·__rseq_cs_ptr_array+24(SB)/8, $·__rseq_cs+96(SB)
 DATA ·__rseq_cs_ptr_array+32(SB)/8, $·__rseq_cs+128(SB)
 DATA ·__rseq_cs_ptr_array+40(SB)/8, $·__rseq_cs+160(SB)
 DATA ·__rseq_cs_ptr_array+48(SB)/8, $·__rseq_cs+192(SB)
-GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $56
+DATA ·__rseq_cs_ptr_array+56(SB)/8, $·__rseq_cs+224(SB)
+DATA ·__rseq_cs_ptr_array+64(SB)/8, $·__rseq_cs+256(SB)
+DATA ·__rseq_cs_ptr_array+72(SB)/8, $·__rseq_cs+288(SB)
+GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $80
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
@@ -80,7 +101,13 @@ DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+83(SB)
 DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+174(SB)
 DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+83(SB)
 DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+180(SB)
-GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $144
+DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+79(SB)
+DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+178(SB)
+DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+89(SB)
+DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+161(SB)
+DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+79(SB)
+DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+150(SB)
+GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $192
 
 // sectionFuncs: the entry address of each section's function.
 DATA ·sectionFuncs+0(SB)/8, $·addSection(SB)
@@ -90,7 +117,10 @@ DATA ·sectionFuncs+24(SB)/8, $·cmpStoreSection(SB)
 DATA ·sectionFuncs+32(SB)/8, $·cmp2StoreSection(SB)
 DATA ·sectionFuncs+40(SB)/8, $·storeCommitSection(SB)
 DATA ·sectionFuncs+48(SB)/8, $·copyCommitSection(SB)
-GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $56
+DATA ·sectionFuncs+56(SB)/8, $·TakeHandle(SB)
+DATA ·sectionFuncs+64(SB)/8, $·ClaimHandle(SB)
+DATA ·sectionFuncs+72(SB)/8, $·PutHandle(SB)
+GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $80
 
 // func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 // Returns the addresses of the tables above; referring to them here also

@@ -11,6 +11,9 @@ const (
 	secCmp2Store
 	secStoreCommit
 	secCopyCommit
+	secTakeHandle
+	secClaimHandle
+	secPutHandle
 	numSections
 )
 
@@ -23,4 +26,7 @@ var sectionNames = [numSections]string{
 	"cmp2Store",
 	"storeCommit",
 	"copyCommit",
+	"takeHandle",
+	"claimHandle",
+	"putHandle",
 }

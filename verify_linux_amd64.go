@@ -32,6 +32,7 @@ func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 
 
 //go:noescape
 func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
+
 func slotOf(field uintptr) int
 
 // Implemented in sections_linux_amd64.s (generated).

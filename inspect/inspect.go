@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gorseq/rseq/internal/ptrace"
 	"golang.org/x/sys/unix"
@@ -50,7 +51,10 @@ type Thread struct {
 	Area      uint64 `json:"area"`
 	Size      uint32 `json:"size"`
 	Signature uint32 `json:"signature"`
-	// The fields below are read from the area (when Registered).
+	// The fields below are read from the area (when Registered). CPUID is
+	// -1 (RSEQ_CPU_ID_UNINITIALIZED) in a thread stopped between its
+	// registration and its next return to user space, where the kernel
+	// fills in the ids.
 	CPUIDStart uint32 `json:"cpu_id_start"`
 	CPUID      int32  `json:"cpu_id"`
 	NodeID     uint32 `json:"node_id"`
@@ -189,12 +193,15 @@ func inspectThread(pid, tid int, mem *ptrace.Mem, sym Symbolizer) (*Thread, erro
 		}
 		return nil, err
 	}
+	// When the caller is the parent of the process, the exit of its
+	// leader is the parent's to collect: observe it, never reap it.
+	keepExit := tid == pid && ptrace.ParentPID(pid) == os.Getpid()
 	if err := ptrace.Interrupt(tid); err != nil {
 		// The thread is attached but cannot be stopped: it is exiting.
-		waitGone(tid)
+		waitGone(tid, keepExit)
 		return nil, errVanished
 	}
-	sig, err := waitStop(tid)
+	sig, err := waitStop(tid, keepExit)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +221,7 @@ func inspectThread(pid, tid int, mem *ptrace.Mem, sym Symbolizer) (*Thread, erro
 	if err := ptrace.Detach(tid, deliver); err != nil {
 		// ESRCH: the thread is no longer stopped (SIGKILL woke it) and
 		// dies attached; reap it so that its parent can.
-		waitGone(tid)
+		waitGone(tid, keepExit)
 		if errors.Is(err, unix.ESRCH) {
 			return nil, errVanished
 		}
@@ -241,40 +248,36 @@ func exiting(pid, tid int) bool {
 // waitStop waits for the stop PTRACE_INTERRUPT asked for. It returns 0 for an
 // interrupt stop, -1 for a group-stop and the signal number for a
 // signal-delivery-stop (to be delivered again on detach), or errVanished if
-// the thread exited.
-func waitStop(tid int) (int, error) {
+// the thread exited. With keepExit the thread's exit is left unreaped.
+func waitStop(tid int, keepExit bool) (int, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	sleep := 20 * time.Microsecond
 	for {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		ws, ev, err := waitThread(tid, keepExit)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return 0, errVanished
 		}
-		if wpid == tid {
-			switch {
-			case ws.Exited() || ws.Signaled():
-				return 0, errVanished
-			case ws.Stopped():
-				if int(ws>>16) == unix.PTRACE_EVENT_STOP {
-					switch ws.StopSignal() {
-					case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-						return -1, nil
-					}
-					return 0, nil
+		switch ev {
+		case evExit:
+			return 0, errVanished
+		case evStop:
+			if int(ws>>16) == unix.PTRACE_EVENT_STOP {
+				switch ws.StopSignal() {
+				case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+					return -1, nil
 				}
-				return int(ws.StopSignal()), nil
+				return 0, nil
 			}
-			continue
+			return int(ws.StopSignal()), nil
 		}
 		if st := ptrace.ThreadState(tid, tid); st == 0 || st == 'Z' || st == 'X' {
 			// Exiting. A zombie thread group leader reports its exit
 			// only once the whole group is gone; as its tracer we must
 			// reap that report, or its parent could not.
-			waitGone(tid)
+			waitGone(tid, keepExit)
 			return 0, errVanished
 		}
 		if time.Now().After(deadline) {
@@ -287,13 +290,64 @@ func waitStop(tid int) (int, error) {
 	}
 }
 
+// Events waitThread reports.
+const (
+	evNone = iota // nothing to report yet
+	evStop        // a stop, consumed; ws says which
+	evExit        // the thread exited (reaped unless keepExit)
+)
+
+// waitThread is a non-blocking wait for tid. Without keepExit it is
+// wait4(tid, __WALL|WNOHANG), which reaps an exit. With keepExit an exit is
+// only observed (waitid with WNOWAIT), so that the thread's parent can still
+// collect its status; a stop is consumed either way.
+func waitThread(tid int, keepExit bool) (unix.WaitStatus, int, error) {
+	var ws unix.WaitStatus
+	if keepExit {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, tid, &info, unix.WEXITED|unix.WSTOPPED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
+		if err != nil {
+			return 0, evNone, err
+		}
+		// si_pid is the int32 at offset 16 of siginfo_t for SIGCHLD.
+		raw := (*[32]byte)(unsafe.Pointer(&info))
+		if int32(binary.NativeEndian.Uint32(raw[16:])) != int32(tid) {
+			return 0, evNone, nil
+		}
+		switch info.Code {
+		case cldExited, cldKilled, cldDumped:
+			return 0, evExit, nil
+		}
+		// A stop: consume it below.
+	}
+	wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+	switch {
+	case err != nil:
+		return 0, evNone, err
+	case wpid != tid:
+		return 0, evNone, nil
+	case ws.Exited() || ws.Signaled():
+		return ws, evExit, nil
+	case ws.Stopped():
+		return ws, evStop, nil
+	}
+	return ws, evNone, nil
+}
+
+// si_code values of SIGCHLD for an exit (CLD_EXITED, CLD_KILLED,
+// CLD_DUMPED).
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
+
 // waitGone reaps the exit of a thread that is exiting while attached (for up
-// to two seconds).
-func waitGone(tid int) {
+// to two seconds); with keepExit it only waits for the exit to be reported.
+func waitGone(tid int, keepExit bool) {
 	for i := 0; i < 2000; i++ {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
-		if err != nil || (wpid == tid && (ws.Exited() || ws.Signaled())) {
+		_, ev, err := waitThread(tid, keepExit)
+		if err != nil && err != unix.EINTR || ev == evExit {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -17,46 +17,43 @@ import (
 // dropped for the GC to collect. Get takes from the calling CPU's list,
 // then from the overflow, then makes a new object with the Pool's New.
 //
-// The free lists are linked lists of nodes: Get unlinks the first node
-// with one restartable section (rseq.Pop), Put links a node in with another
-// (rseq.CompareBothAndStore, which also checks the list's length so each
-// CPU's list stays within perCPU). The sections only ever see node
-// addresses, which point into an array of pointer-free link words the Pool
-// keeps alive; the objects themselves are held in an ordinary []*T indexed
-// by node, written only by the goroutine that has taken the node out of
-// every list. So the GC sees every pooled object at all times, and no
-// assembly writes a Go pointer. Get and Put each cost two sections (a
-// node goes from the list of full nodes to the list of empty ones) and no
-// atomic instruction.
+// The per-CPU lists are a handle array (see rseq.TakeHandle): each CPU's
+// slot holds handles, indices into an ordinary []*T the GC sees, that are
+// either full (the entry holds a pooled object) or free. Get is one
+// restartable section, rseq.TakeHandle, which turns the CPU's last full
+// handle into a free one and returns the object its entry held. Put is two:
+// rseq.ClaimHandle takes a free handle out of the CPU's slot, Put writes
+// the object into the handle's entry with an ordinary Go store, and
+// rseq.PutHandle adds the handle to the full ones of the CPU the goroutine
+// is on by then. The sections never write a Go pointer: they move uint32
+// handles in pointer-free memory, and the only goroutine that writes an
+// entry is the one that claimed its handle. No atomic instruction is used.
 //
-// Memory: rseq.Slots() * (128 + perCPU*24) bytes plus 8 bytes per overflow
-// entry, besides the objects.
+// After Get an entry keeps referring to the object it handed out until a
+// later Put reuses the entry, so objects that are taken and never put back
+// can stay reachable a while longer, at most perCPU of them per CPU.
+//
+// Memory: rseq.Slots() * (8 + perCPU*12) bytes, each slot rounded up to
+// 128, plus 8 bytes per overflow entry, besides the objects.
 type Pool[T any] struct {
 	// New makes an object when the pool has none; if nil, Get returns
 	// new(T).
 	New func() *T
 
-	perCPU uintptr
-	objs   []*T       // objs[i]: the object of node i while it is in a full list
-	links  []poolNode // node i is &links[i]
-	mem    []uint64   // per-CPU heads: full list at 0, empty list at 8
-	heads  unsafe.Pointer
+	perCPU uint32
+	objs   []*T           // objs[h]: the object of handle h while h is full
+	table  unsafe.Pointer // &objs[0]
+	mem    []uint64       // the handle array
+	base   unsafe.Pointer
+	stride uintptr
 
 	shared struct {
 		sync.Mutex
-		objs  []*T  // overflow objects
-		nodes []int // empty nodes beyond the per-CPU bound
+		objs    []*T     // overflow objects
+		handles []uint32 // handles that found no room in any slot
 	}
 	maxOverflow int
 }
-
-// poolNode is a list node: pointer-free, in memory the Pool keeps alive.
-type poolNode struct {
-	next  uintptr // address of the next node, 0 at the end
-	depth uintptr // number of nodes from here to the end of the list
-}
-
-const nodeSize = unsafe.Sizeof(poolNode{})
 
 // NewPool returns a Pool that keeps up to perCPU free objects for each CPU
 // and overflow more in a shared list; newFn makes objects when there are
@@ -68,48 +65,37 @@ func NewPool[T any](perCPU, overflow int, newFn func() *T) (*Pool[T], error) {
 	if overflow < 0 {
 		return nil, errorf("NewPool: negative overflow size %d", overflow)
 	}
-	n := perCPU * rseq.Slots()
-	p := &Pool[T]{New: newFn, perCPU: uintptr(perCPU), maxOverflow: overflow}
-	p.objs = make([]*T, n)
-	p.links = make([]poolNode, n)
-	p.mem, p.heads = words(rseq.Slots(), line)
-	// Every CPU's empty list starts with perCPU nodes (set up before the
-	// pool is shared, so plain stores do).
-	for s := 0; s < rseq.Slots(); s++ {
-		var head, depth uintptr
-		for k := 0; k < perCPU; k++ {
-			i := s*perCPU + k
-			depth++
-			p.links[i] = poolNode{next: head, depth: depth}
-			head = p.addr(i)
+	slots := rseq.Slots()
+	if uint64(perCPU)*uint64(slots) > 1<<32-1 {
+		return nil, errorf("NewPool: %d objects per CPU times %d slots exceed 2^32 handles", perCPU, slots)
+	}
+	p := &Pool[T]{New: newFn, perCPU: uint32(perCPU), maxOverflow: overflow}
+	p.objs = make([]*T, perCPU*slots)
+	p.table = unsafe.Pointer(&p.objs[0])
+	p.stride = (8 + uintptr(perCPU)*4 + line - 1) / line * line
+	p.mem, p.base = words(slots, p.stride)
+	// Every slot starts with perCPU free handles of its own (set up before
+	// the pool is shared, so plain stores do): header f = e = 0.
+	for s := 0; s < slots; s++ {
+		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.stride+8)), perCPU)
+		for k := range hs {
+			hs[k] = uint32(s*perCPU + k)
 		}
-		*p.emptyHead(s) = head
 	}
 	return p, nil
 }
 
-func (p *Pool[T]) addr(i int) uintptr { return uintptr(unsafe.Pointer(&p.links[i])) }
-
-func (p *Pool[T]) index(a uintptr) int {
-	return int((a - uintptr(unsafe.Pointer(&p.links[0]))) / nodeSize)
-}
-
-func (p *Pool[T]) node(a uintptr) *poolNode { return &p.links[p.index(a)] }
-
-func (p *Pool[T]) fullHead(slot int) *uintptr  { return word(p.heads, slot, line) }
-func (p *Pool[T]) emptyHead(slot int) *uintptr { return word(unsafe.Add(p.heads, 8), slot, line) }
-
 // Get takes an object from the calling CPU's free list, else from the
 // overflow, else makes one.
 func (p *Pool[T]) Get() *T {
-	slot, a, ok := rseq.Pop(p.heads, line, rseq.ByCPU, 0, 0)
-	if ok {
-		i := p.index(a)
-		x := p.objs[i]
-		p.objs[i] = nil
-		p.release(i, slot)
-		return x
+	if _, _, v, ok := rseq.TakeHandle(p.base, p.stride, rseq.ByCPU, p.table); ok {
+		return (*T)(v)
 	}
+	return p.getSlow()
+}
+
+// getSlow is Get when the calling CPU's list is empty.
+func (p *Pool[T]) getSlow() *T {
 	p.shared.Lock()
 	if k := len(p.shared.objs); k > 0 {
 		x := p.shared.objs[k-1]
@@ -132,83 +118,55 @@ func (p *Pool[T]) Put(x *T) {
 	if x == nil {
 		return
 	}
-	slot, a, ok := rseq.Pop(unsafe.Add(p.heads, 8), line, rseq.ByCPU, 0, 0)
-	var i int
-	if ok {
-		i = p.index(a)
-	} else if i, ok = p.takeSpare(); !ok {
-		p.overflow(x)
-		return
-	}
-	p.objs[i] = x
-	if !p.pushNode(i, p.heads, slot) {
-		// This CPU's list is full.
-		p.objs[i] = nil
-		p.release(i, slot)
-		p.overflow(x)
-	}
-}
-
-// release puts the empty node i on the calling CPU's list of empty nodes,
-// or with the shared spares when that list is full.
-func (p *Pool[T]) release(i, slot int) {
-	if !p.pushNode(i, unsafe.Add(p.heads, 8), slot) {
-		p.shared.Lock()
-		p.shared.nodes = append(p.shared.nodes, i)
-		p.shared.Unlock()
-	}
-}
-
-// pushNode links node i in at the head of the calling CPU's list in the
-// per-CPU array of heads at base, unless that list holds perCPU nodes
-// already: then it reports false. slot is where the thread last ran an
-// operation; it is checked by the section and read again if stale.
-func (p *Pool[T]) pushNode(i int, base unsafe.Pointer, slot int) bool {
-	n := &p.links[i]
-	for {
-		h := word(base, slot, line)
-		old := atomic.LoadUintptr(h)
-		var st rseq.Status
-		if old == 0 {
-			setWord(&n.next, 0)
-			setWord(&n.depth, 1)
-			st = rseq.CompareAndStore(rseq.ByCPU, slot, h, 0, p.addr(i))
-		} else {
-			// old's depth cannot change while old is in a list; comparing
-			// it as well catches old having been taken out and put back
-			// at another depth meanwhile.
-			on := p.node(old)
-			d := atomic.LoadUintptr(&on.depth)
-			if d >= p.perCPU {
-				return false
-			}
-			setWord(&n.next, old)
-			setWord(&n.depth, d+1)
-			st = rseq.CompareBothAndStore(rseq.ByCPU, slot, h, old, &on.depth, d, p.addr(i))
+	slot, h, ok := rseq.ClaimHandle(p.base, p.stride, rseq.ByCPU, p.perCPU)
+	if !ok {
+		if h, ok = p.spare(slot); !ok {
+			p.overflow(x, nil)
+			return
 		}
-		if st == rseq.Committed {
-			return true
-		}
-		slot = rseq.ByCPU.Slot()
+	}
+	// The entry is h's. Handles are below len(objs): no bounds check.
+	*(**T)(unsafe.Add(p.table, uintptr(h)*unsafe.Sizeof(x))) = x
+	if _, ok := rseq.PutHandle(p.base, p.stride, rseq.ByCPU, h); !ok {
+		// The goroutine moved to a CPU whose slot has every handle it has
+		// room for.
+		p.objs[h] = nil
+		p.overflow(x, &h)
 	}
 }
 
-// takeSpare returns an empty node from the shared spares.
-func (p *Pool[T]) takeSpare() (int, bool) {
+// spare returns a handle from the shared spares for a Put on slot, which
+// has no free handle. If slot has no hole either its list is full, and
+// there is no point in a handle.
+func (p *Pool[T]) spare(slot int) (uint32, bool) {
+	if f, e := p.header(slot); f == e {
+		return 0, false
+	}
 	p.shared.Lock()
 	defer p.shared.Unlock()
-	k := len(p.shared.nodes)
+	k := len(p.shared.handles)
 	if k == 0 {
 		return 0, false
 	}
-	i := p.shared.nodes[k-1]
-	p.shared.nodes = p.shared.nodes[:k-1]
-	return i, true
+	h := p.shared.handles[k-1]
+	p.shared.handles = p.shared.handles[:k-1]
+	return h, true
 }
 
-// overflow keeps x in the shared overflow if it has room.
-func (p *Pool[T]) overflow(x *T) {
+// header returns the full count and the start of the free part of slot,
+// read without synchronizing with the sections: a hint.
+func (p *Pool[T]) header(slot int) (f, e uint32) {
+	w := atomic.LoadUint64((*uint64)(unsafe.Add(p.base, uintptr(slot)*p.stride)))
+	return uint32(w), uint32(w >> 32)
+}
+
+// overflow keeps x in the shared overflow if it has room, and the handle h
+// (if not nil) with the spares.
+func (p *Pool[T]) overflow(x *T, h *uint32) {
 	p.shared.Lock()
+	if h != nil {
+		p.shared.handles = append(p.shared.handles, *h)
+	}
 	if len(p.shared.objs) < p.maxOverflow {
 		p.shared.objs = append(p.shared.objs, x)
 	}
@@ -220,9 +178,8 @@ func (p *Pool[T]) overflow(x *T) {
 func (p *Pool[T]) Len() int {
 	t := 0
 	for s := 0; s < rseq.Slots(); s++ {
-		if h := atomic.LoadUintptr(p.fullHead(s)); h != 0 {
-			t += int(atomic.LoadUintptr(&p.node(h).depth))
-		}
+		f, _ := p.header(s)
+		t += int(f)
 	}
 	p.shared.Lock()
 	t += len(p.shared.objs)

@@ -324,3 +324,25 @@ func ThreadState(pid, tid int) byte {
 	}
 	return b[i+2]
 }
+
+// ParentPID returns the parent process id of pid from /proc/PID/stat, or -1
+// if the process is gone.
+func ParentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
+}

@@ -209,6 +209,9 @@ func main() {
 			fail("Pop(%v): %d nodes on the stacks, want %d", ix, len(seen), nodes)
 		}
 	}
+	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
+		handles(ix, g, n)
+	}
 	if failed {
 		os.Exit(1)
 	}
@@ -241,4 +244,106 @@ func sumAt(base unsafe.Pointer, slots int, off uintptr) int64 {
 		s += *(*int64)(unsafe.Add(base, uintptr(i)*stride+off))
 	}
 	return s
+}
+
+// handles runs a pool of objects on TakeHandle, ClaimHandle and PutHandle
+// and checks that every object and every handle ends up in exactly one
+// place, and that no object was held by two goroutines at once.
+func handles(ix rseq.Index, g, n int) {
+	type object struct {
+		id    int
+		owner int32
+	}
+	const capacity = 4
+	const hStride = 8 + capacity*4
+	slots := rseq.Slots()
+	base := region(slots * hStride)
+	table := make([]*object, slots*capacity)
+	tp := unsafe.Pointer(&table[0])
+	for s := 0; s < slots; s++ {
+		for k := 0; k < capacity; k++ {
+			*(*uint32)(unsafe.Add(base, s*hStride+8+k*4)) = uint32(s*capacity + k)
+		}
+	}
+	held := make([][]*object, g)
+	spares := make([][]uint32, g)
+	total := 0
+	for w := range held {
+		for range 3 {
+			held[w] = append(held[w], &object{id: total})
+			total++
+		}
+	}
+	parallel(g, func(w int) {
+		mine, spare := held[w], spares[w]
+		for i := 0; i < n; i++ {
+			if i%2 == 0 || len(mine) == 0 {
+				if _, _, v, ok := rseq.TakeHandle(base, hStride, ix, tp); ok {
+					o := (*object)(v)
+					if o.owner != 0 {
+						fail("TakeHandle(%v): object %d handed out while goroutine %d holds it", ix, o.id, o.owner-1)
+					}
+					o.owner = int32(w + 1)
+					mine = append(mine, o)
+				}
+				continue
+			}
+			_, h, ok := rseq.ClaimHandle(base, hStride, ix, capacity)
+			if !ok && len(spare) > 0 {
+				h, ok = spare[len(spare)-1], true
+				spare = spare[:len(spare)-1]
+			}
+			if !ok {
+				continue
+			}
+			o := mine[len(mine)-1]
+			o.owner = 0
+			table[h] = o
+			if _, ok := rseq.PutHandle(base, hStride, ix, h); ok {
+				mine = mine[:len(mine)-1]
+			} else {
+				o.owner = int32(w + 1)
+				spare = append(spare, h)
+			}
+		}
+		held[w], spares[w] = mine, spare
+	})
+	objects := make([]int, total)
+	hs := make([]int, len(table))
+	for s := 0; s < slots; s++ {
+		hdr := *(*uint64)(unsafe.Add(base, s*hStride))
+		f, e := int(uint32(hdr)), int(hdr>>32)
+		if f > e || e > capacity {
+			fail("handles(%v): slot %d has f, e = %d, %d", ix, s, f, e)
+			return
+		}
+		for k := 0; k < capacity; k++ {
+			if k >= f && k < e {
+				continue
+			}
+			h := *(*uint32)(unsafe.Add(base, s*hStride+8+k*4))
+			hs[h]++
+			if k < f {
+				objects[table[h].id]++
+			}
+		}
+	}
+	for w := range held {
+		for _, o := range held[w] {
+			objects[o.id]++
+		}
+		for _, h := range spares[w] {
+			hs[h]++
+		}
+	}
+	for id, c := range objects {
+		if c != 1 {
+			fail("handles(%v): object %d found %d times", ix, id, c)
+		}
+	}
+	for h, c := range hs {
+		if c != 1 {
+			fail("handles(%v): handle %d found %d times", ix, h, c)
+		}
+	}
 }

@@ -1,0 +1,49 @@
+//go:build linux && amd64
+
+package rseq
+
+import "unsafe"
+
+// The handle operations are declared here without a body: each is its
+// restartable section in ops_linux_amd64.s, called directly, which saves the
+// Go wrapper call the other operations inline away (these have too many
+// results to be inlined).
+
+// TakeHandle, on the calling thread's slot of a handle array (see
+// handles.go for the layout):
+//
+//	slot = index of the calling thread
+//	if f == 0 { return ok = false }
+//	h = h[f-1]; v = table[h]
+//	h[e-1] = h; f, e = f-1, e-1   // one commit store of the header
+//
+// It gives the handle up: table[h] belongs to whoever claims h next, which
+// is why the section itself reads it. table is the address of the first
+// entry of an array of pointers (a []*T); v is the entry as a pointer.
+//
+//go:noescape
+func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+
+// ClaimHandle, on the calling thread's slot of a handle array:
+//
+//	slot = index of the calling thread
+//	if e >= capacity { return ok = false }
+//	h = h[e]; e = e+1             // commit: the header
+//
+// The caller owns h, and its table entry, until it puts it in a slot.
+//
+//go:noescape
+func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
+
+// PutHandle, on the calling thread's slot of a handle array:
+//
+//	slot = index of the calling thread
+//	if f == e { return ok = false }  // no hole
+//	h[f] = h; f = f+1            // commit: the header
+//
+// On success the handle is full: a TakeHandle may return it and table[h]
+// from then on, so write table[h] before PutHandle. On failure the caller
+// still owns h.
+//
+//go:noescape
+func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)

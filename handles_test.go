@@ -1,0 +1,288 @@
+//go:build linux
+
+package rseq_test
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"unsafe"
+
+	"github.com/gorseq/rseq"
+	"golang.org/x/sys/unix"
+)
+
+// handleArray is a handle array with the layout TakeHandle, ClaimHandle and
+// PutHandle work on, in pointer-free Go memory.
+type handleArray struct {
+	mem      []uint64
+	stride   uintptr
+	capacity uint32
+}
+
+func newHandleArray(capacity uint32) *handleArray {
+	stride := (8 + uintptr(capacity)*4 + 63) &^ 63
+	return &handleArray{
+		mem:      make([]uint64, uintptr(rseq.Slots())*stride/8),
+		stride:   stride,
+		capacity: capacity,
+	}
+}
+
+func (a *handleArray) base() unsafe.Pointer { return unsafe.Pointer(&a.mem[0]) }
+
+func (a *handleArray) header(slot int) *uint64 {
+	return (*uint64)(unsafe.Add(a.base(), uintptr(slot)*a.stride))
+}
+
+func (a *handleArray) handles(slot int) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Add(a.base(), uintptr(slot)*a.stride+8)), a.capacity)
+}
+
+// fe returns the full count and the start of the free part of slot.
+func (a *handleArray) fe(slot int) (f, e uint32) {
+	w := atomic.LoadUint64(a.header(slot))
+	return uint32(w), uint32(w >> 32)
+}
+
+// pinToOneCPU keeps the calling goroutine on its thread and that thread on
+// one CPU until the returned function runs.
+func pinToOneCPU(t *testing.T) func() {
+	t.Helper()
+	runtime.LockOSThread()
+	var orig, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	cpu := -1
+	for c := 0; c < 1024 && cpu < 0; c++ {
+		if orig.IsSet(c) {
+			cpu = c
+		}
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		unix.SchedSetaffinity(0, &orig)
+		runtime.UnlockOSThread()
+	}
+}
+
+// TestHandleOperations walks one slot through every state the three
+// operations define, checking the header and the handles after each step.
+func TestHandleOperations(t *testing.T) {
+	defer pinToOneCPU(t)()
+	a := newHandleArray(3)
+	table := make([]*int, 16)
+	tp := unsafe.Pointer(&table[0])
+	s := rseq.ByCPU.Slot()
+	copy(a.handles(s), []uint32{10, 11, 12}) // all free: f = e = 0
+
+	want := func(step string, f, e uint32, hs ...uint32) {
+		t.Helper()
+		gf, ge := a.fe(s)
+		if gf != f || ge != e {
+			t.Fatalf("%s: f, e = %d, %d, want %d, %d", step, gf, ge, f, e)
+		}
+		for i, h := range hs {
+			if h != 0 && a.handles(s)[i] != h {
+				t.Fatalf("%s: handles %v, want %v (0: any)", step, a.handles(s), hs)
+			}
+		}
+	}
+	take := func(wantH uint32, wantV *int) {
+		t.Helper()
+		slot, h, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp)
+		if slot != s || !ok || h != wantH || (*int)(v) != wantV {
+			t.Fatalf("TakeHandle = slot %d, %d, %p, %v; want slot %d, %d, %p, true", slot, h, v, ok, s, wantH, wantV)
+		}
+	}
+	claim := func(wantH uint32) {
+		t.Helper()
+		slot, h, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, a.capacity)
+		if slot != s || !ok || h != wantH {
+			t.Fatalf("ClaimHandle = slot %d, %d, %v; want slot %d, %d, true", slot, h, ok, s, wantH)
+		}
+	}
+	put := func(h uint32, wantOK bool) {
+		t.Helper()
+		if slot, ok := rseq.PutHandle(a.base(), a.stride, rseq.ByCPU, h); slot != s || ok != wantOK {
+			t.Fatalf("PutHandle(%d) = slot %d, %v; want slot %d, %v", h, slot, ok, s, wantOK)
+		}
+	}
+
+	if slot, _, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp); ok || v != nil || slot != s {
+		t.Fatalf("TakeHandle from an empty slot = slot %d, %p, %v", slot, v, ok)
+	}
+	put(7, false) // no hole
+	want("start", 0, 0, 10, 11, 12)
+	claim(10)
+	claim(11)
+	claim(12)
+	want("three claims", 0, 3)
+	if _, _, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, a.capacity); ok {
+		t.Fatal("ClaimHandle succeeded with no free handle")
+	}
+	x, y, z := new(int), new(int), new(int)
+	table[10], table[12], table[11] = x, y, z
+	put(10, true)
+	put(12, true)
+	want("two puts", 2, 3, 10, 12)
+	put(11, true)
+	want("three puts", 3, 3, 10, 12, 11)
+	put(13, false)
+	take(11, z)
+	want("take", 2, 2, 10, 12, 11)
+	take(12, y)
+	take(10, x)
+	want("three takes", 0, 0, 10, 12, 11)
+	if _, _, _, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp); ok {
+		t.Fatal("TakeHandle succeeded with no full handle")
+	}
+
+	// Holes: with two handles out, a take moves the handle into the free
+	// part past the holes, where the next claim finds it.
+	claim(10)
+	claim(12)
+	want("two claims", 0, 2)
+	table[12] = y
+	put(12, true)
+	want("put into the first hole", 1, 2, 12)
+	take(12, y)
+	want("take across a hole", 0, 1, 0, 12, 11)
+	claim(12)
+	claim(11)
+	want("claims after the take", 0, 3)
+}
+
+// TestHandlesUnderFire runs a pool on the handle operations under fire:
+// workers take objects with TakeHandle and give them back with ClaimHandle
+// and PutHandle, from more goroutines than CPUs. Every object must be owned
+// by one worker at a time, keep its contents through forced GCs, and be
+// found exactly once at the end; so must every handle.
+func TestHandlesUnderFire(t *testing.T) {
+	type object struct {
+		id    int
+		owner atomic.Int32
+		check uint64
+	}
+	const capacity = 8
+	const magic = 0x5eed0f0b1ec7
+	a := newHandleArray(capacity)
+	slots := rseq.Slots()
+	table := make([]*object, capacity*slots)
+	tp := unsafe.Pointer(&table[0])
+	// Every slot starts with capacity free handles; objects start with the
+	// workers.
+	for s := 0; s < slots; s++ {
+		for i := range a.handles(s) {
+			a.handles(s)[i] = uint32(s*capacity + i)
+		}
+	}
+	var spare struct {
+		sync.Mutex
+		handles []uint32
+		objects []*object
+	}
+	total := 0
+	scenario(t, []string{"takeHandle", "claimHandle", "putHandle"}, func(workers, n int) {
+		held := make([][]*object, workers)
+		for w := range held {
+			for range 4 {
+				held[w] = append(held[w], &object{id: total, check: uint64(total) ^ magic})
+				total++
+			}
+		}
+		parallel(workers, func(w int) {
+			mine := held[w]
+			for i := 0; i < n; i++ {
+				if i%2 == 0 || len(mine) == 0 {
+					_, _, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp)
+					if !ok {
+						continue
+					}
+					o := (*object)(v)
+					if !o.owner.CompareAndSwap(0, int32(w+1)) {
+						t.Errorf("object %d taken while worker %d owns it", o.id, o.owner.Load()-1)
+						return
+					}
+					if o.check != uint64(o.id)^magic {
+						t.Errorf("object %d corrupted: %#x", o.id, o.check)
+						return
+					}
+					mine = append(mine, o)
+					continue
+				}
+				o := mine[len(mine)-1]
+				mine = mine[:len(mine)-1]
+				o.owner.Store(0)
+				_, h, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, capacity)
+				if !ok {
+					spare.Lock()
+					if k := len(spare.handles); k > 0 {
+						h, ok = spare.handles[k-1], true
+						spare.handles = spare.handles[:k-1]
+					}
+					spare.Unlock()
+				}
+				if !ok {
+					spare.Lock()
+					spare.objects = append(spare.objects, o)
+					spare.Unlock()
+					continue
+				}
+				table[h] = o
+				if _, ok := rseq.PutHandle(a.base(), a.stride, rseq.ByCPU, h); !ok {
+					table[h] = nil
+					spare.Lock()
+					spare.handles = append(spare.handles, h)
+					spare.objects = append(spare.objects, o)
+					spare.Unlock()
+				}
+			}
+			held[w] = mine
+		})
+		// What the workers hold joins the spare objects.
+		for _, m := range held {
+			spare.objects = append(spare.objects, m...)
+		}
+		for _, o := range spare.objects {
+			o.owner.Store(0)
+		}
+		// Account for every handle and every object.
+		handles := make([]int, len(table))
+		objects := make([]int, total)
+		for s := 0; s < slots; s++ {
+			f, e := a.fe(s)
+			if f > e || e > capacity {
+				t.Fatalf("slot %d: f, e = %d, %d", s, f, e)
+			}
+			for _, h := range a.handles(s)[:f] {
+				handles[h]++
+				objects[table[h].id]++
+			}
+			for _, h := range a.handles(s)[e:] {
+				handles[h]++
+			}
+		}
+		for _, h := range spare.handles {
+			handles[h]++
+		}
+		for _, o := range spare.objects {
+			objects[o.id]++
+		}
+		for h, c := range handles {
+			if c != 1 {
+				t.Fatalf("handle %d found %d times", h, c)
+			}
+		}
+		for id, c := range objects {
+			if c != 1 {
+				t.Fatalf("object %d found %d times", id, c)
+			}
+		}
+	})
+}
