@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
+
+	"github.com/gorseq/rseq"
 )
 
 type obj struct {
@@ -64,6 +67,7 @@ func testPoolExact(t *testing.T, perCPU int) {
 	if dup.Load() != 0 {
 		t.Fatalf("%d objects handed out while already held", dup.Load())
 	}
+	checkHandles(t, p)
 	// Every object made is back in the pool (the overflow is big enough
 	// for none to be dropped): take them all out.
 	total := int(made.Load())
@@ -156,4 +160,77 @@ func TestPoolBounds(t *testing.T) {
 	if q, _ := NewPool[obj](1, 0, nil); q.Get() == nil {
 		t.Error("Get from an empty pool without New returned nil")
 	}
+}
+
+// checkHandles checks, with no Get or Put running, that every handle of p is
+// in exactly one place (a slot's full or free part, or the spares) and that
+// full handles hold objects.
+func checkHandles[T any](t *testing.T, p *Pool[T]) {
+	t.Helper()
+	seen := make([]int, len(p.objs))
+	for s := 0; s < rseqSlots(); s++ {
+		f, e := p.header(s)
+		if f > e || e > p.perCPU {
+			t.Fatalf("slot %d: f, e = %d, %d with %d per CPU", s, f, e, p.perCPU)
+		}
+		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.stride+8)), p.perCPU)
+		for k, h := range hs {
+			if uint32(k) >= f && uint32(k) < e {
+				continue // a hole
+			}
+			seen[h]++
+			if uint32(k) < f && p.objs[h] == nil {
+				t.Errorf("slot %d: full handle %d holds no object", s, h)
+			}
+		}
+	}
+	for _, h := range p.shared.handles {
+		seen[h]++
+	}
+	for h, n := range seen {
+		if n != 1 {
+			t.Errorf("handle %d found %d times", h, n)
+		}
+	}
+	t.Logf("%d handles accounted for, %d with the spares", len(seen), len(p.shared.handles))
+}
+
+// TestPoolSpareHandles takes the path of a Put that claimed a handle on one
+// CPU and found no hole on the CPU it moved to: the handle goes to the
+// spares and the object to the overflow, and the next Put on the first CPU,
+// which has a hole and no free handle, uses the spare.
+func TestPoolSpareHandles(t *testing.T) {
+	p, err := NewPool[obj](1, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onOneCPU(t, func() {
+		// What a Put that moved away would have done: claim this CPU's
+		// only handle, fail to put it elsewhere.
+		_, h, ok := rseq.ClaimHandle(p.base, p.stride, rseq.ByCPU, p.perCPU)
+		if !ok {
+			t.Fatal("ClaimHandle on a fresh pool failed")
+		}
+		o1, o2 := &obj{id: 1}, &obj{id: 2}
+		p.overflow(o1, &h)
+		checkHandles(t, p)
+		p.Put(o2)
+		if len(p.shared.handles) != 0 {
+			t.Fatalf("Put left the spare handle unused: spares %v", p.shared.handles)
+		}
+		checkHandles(t, p)
+		if n := p.Len(); n != 2 {
+			t.Fatalf("Len = %d, want 2", n)
+		}
+		if got := p.Get(); got != o2 {
+			t.Fatalf("first Get = %+v, want object 2 from this CPU's list", got)
+		}
+		if got := p.Get(); got != o1 {
+			t.Fatalf("second Get = %+v, want object 1 from the overflow", got)
+		}
+		if got := p.Get(); got == o1 || got == o2 || got == nil {
+			t.Fatalf("third Get = %+v, want a new object", got)
+		}
+		checkHandles(t, p)
+	})
 }
