@@ -1,6 +1,7 @@
 package rseq
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -43,77 +44,72 @@ import (
 // on a slot that has every handle it has room for; the caller keeps the
 // handle then.
 
-// handleSlot returns the header word of slot and the address of its
-// handles.
-func handleSlot(base unsafe.Pointer, stride uintptr, slot int) (header *uint64, handles unsafe.Pointer) {
-	p := slotWord(base, stride, slot)
-	return (*uint64)(p), unsafe.Add(p, 8)
-}
-
 func handleAt(handles unsafe.Pointer, i uint64) *uint32 {
 	return (*uint32)(unsafe.Add(handles, uintptr(i)*4))
 }
 
 // The fallbacks have the signatures of the operations, which jump to them
-// when the thread has no usable area; they run under the lock of the slot's header word, the commit
-// word of all three operations.
+// when the thread has no usable area. Each runs under the lock of the
+// slot's header word, the commit word of all three operations.
+
+// lockHandleSlot counts a fallback of section sec, and returns the slot a
+// thread without an area uses, its header and handles, and its lock, held.
+func lockHandleSlot(sec int, base unsafe.Pointer, stride uintptr, ix Index) (slot int, hdr *uint64, hs unsafe.Pointer, mu *sync.Mutex) {
+	countFallback(sec)
+	slot = fallbackSlot(ix.field())
+	p := slotWord(base, stride, slot)
+	hdr, hs = (*uint64)(p), unsafe.Add(p, 8)
+	mu = fallbackLock(uintptr(p))
+	mu.Lock()
+	return slot, hdr, hs, mu
+}
 
 func takeHandleFallback(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
 	if retryWithSection() {
 		return TakeHandle(base, stride, ix, table)
 	}
-	countFallback(secTakeHandle)
-	slot = fallbackSlot(ix.field())
-	hdr, hs := handleSlot(base, stride, slot)
-	mu := fallbackLock(uintptr(unsafe.Pointer(hdr)))
-	mu.Lock()
+	slot, hdr, hs, mu := lockHandleSlot(secTakeHandle, base, stride, ix)
+	defer mu.Unlock()
 	w := atomic.LoadUint64(hdr)
 	f, e := w&0xffffffff, w>>32
-	if f > 0 {
-		h = atomic.LoadUint32(handleAt(hs, f-1))
-		v = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))
-		atomic.StoreUint32(handleAt(hs, e-1), h)
-		atomic.StoreUint64(hdr, (f-1)|(e-1)<<32)
-		ok = true
+	if f == 0 {
+		return slot, 0, nil, false
 	}
-	mu.Unlock()
-	return slot, h, v, ok
+	h = atomic.LoadUint32(handleAt(hs, f-1))
+	v = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))
+	atomic.StoreUint32(handleAt(hs, e-1), h)
+	atomic.StoreUint64(hdr, (f-1)|(e-1)<<32)
+	return slot, h, v, true
 }
 
 func claimHandleFallback(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool) {
 	if retryWithSection() {
 		return ClaimHandle(base, stride, ix, capacity)
 	}
-	countFallback(secClaimHandle)
-	slot = fallbackSlot(ix.field())
-	hdr, hs := handleSlot(base, stride, slot)
-	mu := fallbackLock(uintptr(unsafe.Pointer(hdr)))
-	mu.Lock()
+	slot, hdr, hs, mu := lockHandleSlot(secClaimHandle, base, stride, ix)
+	defer mu.Unlock()
 	w := atomic.LoadUint64(hdr)
-	if e := w >> 32; e < uint64(capacity) {
-		h = atomic.LoadUint32(handleAt(hs, e))
-		atomic.StoreUint64(hdr, w+1<<32)
-		ok = true
+	e := w >> 32
+	if e >= uint64(capacity) {
+		return slot, 0, false
 	}
-	mu.Unlock()
-	return slot, h, ok
+	h = atomic.LoadUint32(handleAt(hs, e))
+	atomic.StoreUint64(hdr, w+1<<32)
+	return slot, h, true
 }
 
 func putHandleFallback(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool) {
 	if retryWithSection() {
 		return PutHandle(base, stride, ix, h)
 	}
-	countFallback(secPutHandle)
-	slot = fallbackSlot(ix.field())
-	hdr, hs := handleSlot(base, stride, slot)
-	mu := fallbackLock(uintptr(unsafe.Pointer(hdr)))
-	mu.Lock()
+	slot, hdr, hs, mu := lockHandleSlot(secPutHandle, base, stride, ix)
+	defer mu.Unlock()
 	w := atomic.LoadUint64(hdr)
-	if f, e := w&0xffffffff, w>>32; f != e {
-		atomic.StoreUint32(handleAt(hs, f), h)
-		atomic.StoreUint64(hdr, w+1)
-		ok = true
+	f, e := w&0xffffffff, w>>32
+	if f == e {
+		return slot, false
 	}
-	mu.Unlock()
-	return slot, ok
+	atomic.StoreUint32(handleAt(hs, f), h)
+	atomic.StoreUint64(hdr, w+1)
+	return slot, true
 }

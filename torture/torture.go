@@ -1097,7 +1097,7 @@ func (t *tracer) inject() {
 	th := cands[t.rng.Intn(len(cands))]
 	var mask unix.CPUSet
 	if unix.SchedGetaffinity(th.tid, &mask) == nil && mask.Count() > 1 {
-		cur := currentCPU(th.tid)
+		cur := ptrace.LastCPU(th.tid)
 		var cpus []int
 		for c := 0; c < len(mask)*64; c++ {
 			if mask.IsSet(c) && c != cur {
@@ -1127,28 +1127,6 @@ func (t *tracer) unpin(th *thread) {
 		unix.SchedSetaffinity(th.tid, &th.mask)
 		th.pinned = false
 	}
-}
-
-// currentCPU returns the CPU tid last ran on (field 39 of its stat), or -1.
-func currentCPU(tid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
-	if err != nil {
-		return -1
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// Fields after the command start at field 3 (state).
-	if len(f) < 37 {
-		return -1
-	}
-	n, err := strconv.Atoi(f[36])
-	if err != nil {
-		return -1
-	}
-	return n
 }
 
 // totals fills the report's per-section and overall figures.

@@ -311,38 +311,49 @@ func CaughtSignals(pid int) uint64 {
 	return n
 }
 
-// ThreadState returns the state letter of thread tid of process pid from
-// /proc/PID/task/TID/stat ('R', 'S', 'Z', ...), or 0 if the thread is gone.
-func ThreadState(pid, tid int) byte {
+// statFields returns the fields of /proc/PID/task/TID/stat that follow the
+// command name, so that index 0 is field 3 of proc(5) (the state) and index
+// n is field n+3; nil if the thread is gone.
+func statFields(pid, tid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
 	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
-// ParentPID returns the parent process id of pid from /proc/PID/stat, or -1
-// if the process is gone.
-func ParentPID(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
+		return nil
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// statInt returns field n (numbered as in proc(5)) of thread tid's stat as
+// an integer, or -1.
+func statInt(pid, tid, n int) int {
+	f := statFields(pid, tid)
+	if len(f) <= n-3 {
 		return -1
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return -1
-	}
-	ppid, err := strconv.Atoi(f[1])
+	v, err := strconv.Atoi(f[n-3])
 	if err != nil {
 		return -1
 	}
-	return ppid
+	return v
 }
+
+// ThreadState returns the state letter of thread tid of process pid from
+// its stat ('R', 'S', 'Z', ...), or 0 if the thread is gone.
+func ThreadState(pid, tid int) byte {
+	f := statFields(pid, tid)
+	if len(f) == 0 || f[0] == "" {
+		return 0
+	}
+	return f[0][0]
+}
+
+// ParentPID returns the parent process id of pid (field 4 of its stat), or
+// -1 if the process is gone.
+func ParentPID(pid int) int { return statInt(pid, pid, 4) }
+
+// LastCPU returns the CPU thread tid last ran on (field 39 of its stat), or
+// -1 if the thread is gone.
+func LastCPU(tid int) int { return statInt(tid, tid, 39) }

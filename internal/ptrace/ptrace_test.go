@@ -94,3 +94,38 @@ func TestCaughtSignals(t *testing.T) {
 		t.Error("SIGURG not among this process's caught signals")
 	}
 }
+
+// TestStat reads this process's own stat fields, and those of a process
+// that is gone.
+func TestStat(t *testing.T) {
+	pid := os.Getpid()
+	if got := ParentPID(pid); got != os.Getppid() {
+		t.Errorf("ParentPID = %d, want %d", got, os.Getppid())
+	}
+	if st := ThreadState(pid, pid); st != 'R' && st != 'S' {
+		t.Errorf("ThreadState of this process = %q", st)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	if st := ThreadState(pid, tid); st != 'R' {
+		t.Errorf("ThreadState of the running thread = %q, want R", st)
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	if c := LastCPU(tid); c < 0 || !set.IsSet(c) {
+		t.Errorf("LastCPU = %d, not a CPU this thread may run on", c)
+	}
+	// A process that has exited and been reaped.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := cmd.Process.Pid
+	if ParentPID(gone) != -1 || ThreadState(gone, gone) != 0 || LastCPU(gone) != -1 {
+		t.Errorf("process %d is gone, yet ParentPID %d, ThreadState %q, LastCPU %d",
+			gone, ParentPID(gone), ThreadState(gone, gone), LastCPU(gone))
+	}
+}
