@@ -20,8 +20,8 @@ import "unsafe"
 // It gives the handle up: table[h] belongs to whoever claims h next, which
 // is why the section itself reads it. table is the address of the first
 // entry of an array of pointers (a []*T); v is the entry as a pointer.
-//
-//go:noescape
+// (Not go:noescape: v comes out of the table, so the compiler must treat
+// the table, and what it points to, as escaping.)
 func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
 
 // ClaimHandle, on the calling thread's slot of a handle array:
