@@ -27,9 +27,10 @@ import (
 // A handle is in exactly one place: a slot's full or free part, or the
 // hands of the goroutine that claimed it. Set slots up before sharing the
 // array (full and free handles, headers) with plain stores; afterwards
-// change them only through these operations. The table is an array of
-// pointer-sized words the GC sees (a []*T, say); the operations read
-// table[h] but never write it.
+// change them only through these operations. The table is an array of Go
+// pointers (a []*T, say) with an entry for every handle: TakeHandle trusts
+// the handles it finds and reads table[h] without a bounds check. The
+// operations never write the table.
 //
 //   - TakeHandle moves the last full handle to the free part and returns it
 //     with table[h] as it was while the handle was full: once the section
