@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/percpu"
@@ -87,6 +88,23 @@ func BenchmarkCounter(b *testing.B) {
 			}
 		})
 		checkCount(b, c.Value())
+	})
+	// Not a counter: an empty assembly function with Counter.Add's
+	// arguments, called in the same loops. It is the least that
+	// Counter.Add, or any Go call into a restartable section, can cost.
+	var slots [2][128]byte
+	base := unsafe.Pointer(&slots[0])
+	b.Run("single/asmcall", func(b *testing.B) {
+		for b.Loop() {
+			asmFloor(base, 128, 4, 1)
+		}
+	})
+	b.Run("parallel/asmcall", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				asmFloor(base, 128, 4, 1)
+			}
+		})
 	})
 }
 

@@ -37,6 +37,10 @@ implementation and how many times slower it is than the rseq one. The go
 command must be installed. The bench directory is found from the current
 directory upwards (a go.mod of module github.com/gorseq/rseq with a bench/
 directory next to it), or given with --dir.
+
+Counter's "asmcall" row is not a counter: it calls an empty assembly function
+with Counter.Add's arguments in the same loop, the least that any Go call into
+a restartable section costs on this machine.
 `
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
