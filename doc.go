@@ -44,6 +44,12 @@
 // with a section's plain stores (see the operations' documentation in
 // ops.go). Stats counts aborts and fallbacks per section.
 //
+// In CPU profiles the time spent inside a section shows on the first
+// instruction of its abort handler (the LOCK INCQ of the abort count in
+// `go tool pprof -disasm`): the profiling signal aborts the section, and
+// the kernel moves the thread to the abort handler before the signal
+// handler records where it was.
+//
 // The structures built on these operations — counters, sharded values,
 // pools, buffers and logs — are in package percpu.
 package rseq
