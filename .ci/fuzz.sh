@@ -1,5 +1,5 @@
 #!/bin/sh
-# Bounded fuzzing of the rseq scan parsers (about 40 s in all on a 2-core
+# Bounded fuzzing of the rseq scan parsers (about half a minute on a 2-core
 # machine). Any crash, hang or failed invariant makes go test, and so this
 # script, exit non-zero; the failing input is written under
 # scan/testdata/fuzz/.

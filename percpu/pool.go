@@ -125,8 +125,7 @@ func (p *Pool[T]) Put(x *T) {
 			return
 		}
 	}
-	// The entry is h's. Handles are below len(objs): no bounds check.
-	*(**T)(unsafe.Add(p.table, uintptr(h)*unsafe.Sizeof(x))) = x
+	p.objs[h] = x // the entry is h's, and this goroutine owns h
 	if _, ok := rseq.PutHandle(p.base, p.stride, rseq.ByCPU, h); !ok {
 		// The goroutine moved to a CPU whose slot has every handle it has
 		// room for.
