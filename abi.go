@@ -2,12 +2,6 @@ package rseq
 
 // Facts of the kernel's rseq ABI (include/uapi/linux/rseq.h).
 
-// Signature is the abort signature the package registers its own areas with
-// on x86: the value glibc and librseq use, so that code written for either
-// also runs on threads registered here. In code it is emitted as the bytes
-// 0f b9 3d 53 30 05 53, which decode as a single ud1 instruction.
-const Signature uint32 = 0x53053053
-
 // The original ABI: struct rseq was 32 bytes with 20 bytes of fields.
 const (
 	origAreaSize    = 32
@@ -27,7 +21,7 @@ const (
 )
 
 // Values of areaMode and opsMode, shared with the assembly's
-// area_linux_amd64.h.
+// area_linux_GOARCH.h.
 const (
 	areaModeNone  = 0
 	areaModeOwn   = 1 // MODE_OWN

@@ -19,8 +19,20 @@
 // package uses it (thread pointer + __rseq_offset) instead of a second one.
 // Features reports what was found, and why rseq is not usable where it is not
 // (no rseq system call, a seccomp filter, glibc's tunable, an unverified Go
-// release or architecture). The assumptions about the Go runtime are listed,
-// in one place, in runtime_linux_amd64.go.
+// release or architecture). The assumptions about the Go runtime are listed
+// in runtime_linux.go and runtime_linux_GOARCH.go and checked by the
+// package's TestRuntimeAssumptions.
+//
+// # Platforms and Go releases
+//
+// Restartable sections run on linux/amd64 and linux/arm64; every other
+// platform builds and runs the fallback. The package trusts the Go releases
+// whose runtime was checked: Go 1.26 and Go 1.27 (their release candidates
+// included). On any other release, a devel toolchain among them, it falls
+// back and Features says why; GORSEQ=unverified in the environment enables
+// rseq there all the same, where live checks of the runtime's thread layout
+// pass (on the initialising thread, and again on every thread the package
+// registers).
 //
 // # Ids
 //
@@ -34,7 +46,8 @@
 // StoreThenCommit and CopyThenCommit are the operations librseq offers;
 // TakeHandle, ClaimHandle and PutHandle move handles (indices into a table
 // of Go pointers) through a per-CPU handle array, for object pools. Each is
-// a restartable section in assembly (ops_linux_amd64.s) on a slot of a
+// a restartable section in assembly (ops_linux_amd64.s, ops_linux_arm64.s)
+// on a slot of a
 // per-CPU array. Each section's struct rseq_cs descriptor is generated from
 // the assembled code (internal/gensections) and verified against the code
 // bytes at start-up; the sections are listed at run time by Sections and in
@@ -46,7 +59,8 @@
 //
 // In CPU profiles the time spent inside a section shows on the first
 // instruction of its abort handler (the LOCK INCQ of the abort count in
-// `go tool pprof -disasm`): the profiling signal aborts the section, and
+// `go tool pprof -disasm` on amd64, the MOVD of its address on arm64): the
+// profiling signal aborts the section, and
 // the kernel moves the thread to the abort handler before the signal
 // handler records where it was.
 //

@@ -87,7 +87,7 @@ type Support struct {
 	Notes []string
 
 	// GoVersion is the runtime's version and RuntimeVerified whether the
-	// package's runtime assumptions were checked for it (see runtime_linux_amd64.go).
+	// package's runtime assumptions were checked for it (see runtime_linux.go).
 	GoVersion       string
 	RuntimeVerified bool
 }

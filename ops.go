@@ -47,6 +47,25 @@ import (
 // AddIndirect and Pop; v for the others), so operations that must exclude
 // each other must name the same commit word.
 
+// Memory ordering, for readers on other CPUs (a section and the next one on
+// the same slot always run on one CPU, which sees its own stores in order):
+//
+//   - Add, AddIndirect, Pop and the handle operations commit with a plain
+//     word store: another CPU reads the old or the new word, never a torn
+//     one (use sync/atomic loads), with no order against the section's other
+//     stores. A consumer that needs more locks the slot from outside and
+//     calls Fence: the target CPU executes a full barrier before Fence
+//     returns.
+//   - StoreThenCommit(Release) and CopyThenCommit(Release) publish their
+//     speculative stores with the commit: an acquire load of the commit word
+//     (sync/atomic) on another CPU that sees the new value sees them too. On
+//     amd64 every store is a release; on arm64 the commit is STLR.
+//   - CompareAndStore and CompareBothAndStore load *v with acquire semantics
+//     (on arm64 LDAR; on amd64 every load): taking a lock word that another
+//     CPU released with a release store (sync/atomic) orders the caller's
+//     later loads after that CPU's earlier stores.
+//   - Under the fallback, every operation runs under a mutex.
+
 // Index selects what numbers the slots of a per-CPU array.
 type Index uint8
 
@@ -204,8 +223,8 @@ func CompareBothAndStore(ix Index, slot int, v *uintptr, expect uintptr, v2 *uin
 // The store to v2 can happen more than once, or without the commit that
 // gives it meaning, when the section is restarted: v2 must be memory that
 // means nothing until v changes (a buffer entry beyond the committed end).
-// On amd64 every store is release-ordered, so StoreThenCommitRelease is the
-// same operation.
+// The commit is release-ordered on every platform (on amd64 every store is;
+// on arm64 it is STLR), so StoreThenCommitRelease is the same operation.
 func StoreThenCommit(ix Index, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status {
 	return storeCommitSection(ix.field(), slot, v, expect, v2, new2, new)
 }
@@ -231,8 +250,8 @@ func CopyThenCommit(ix Index, slot int, v *uintptr, expect uintptr, dst, src uns
 }
 
 // CopyThenCommitRelease is CopyThenCommit with the commit store ordered
-// after the copy for other threads (release semantics; the same code on
-// amd64).
+// after the copy for other threads (release semantics). CopyThenCommit's
+// commit is release-ordered too, on amd64 and arm64: the same code.
 func CopyThenCommitRelease(ix Index, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status {
 	return copyCommitSection(ix.field(), slot, v, expect, dst, src, n, new)
 }

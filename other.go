@@ -1,4 +1,4 @@
-//go:build !linux || !amd64
+//go:build !linux || !(amd64 || arm64)
 
 package rseq
 
@@ -8,11 +8,11 @@ import (
 	"unsafe"
 )
 
-// On every platform but linux/amd64 the package runs its fallback: ids from
+// On every platform but linux/amd64 and linux/arm64 the package runs its fallback: ids from
 // getcpu (Linux) and per-CPU operations under the fallback's locks.
 
 var features = Support{
-	Reason:           fmt.Sprintf("restartable sequences are implemented for linux/amd64; %s/%s uses the fallback", runtime.GOOS, runtime.GOARCH),
+	Reason:           fmt.Sprintf("restartable sequences are implemented for linux/amd64 and linux/arm64; %s/%s uses the fallback", runtime.GOOS, runtime.GOARCH),
 	FeatureSize:      20,
 	Alignment:        32,
 	Signature:        Signature,
@@ -54,19 +54,19 @@ func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst,
 	return copyCommitFallback(field, slot, v, expect, dst, src, n, new)
 }
 
-// TakeHandle is documented in handles_linux_amd64.go; here it is the
+// TakeHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
 func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
 	return takeHandleFallback(base, stride, ix, table)
 }
 
-// ClaimHandle is documented in handles_linux_amd64.go; here it is the
+// ClaimHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
 func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool) {
 	return claimHandleFallback(base, stride, ix, capacity)
 }
 
-// PutHandle is documented in handles_linux_amd64.go; here it is the
+// PutHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
 func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool) {
 	return putHandleFallback(base, stride, ix, h)

@@ -28,6 +28,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/testprog/idcheck"
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,16 @@ func goTool(t *testing.T) string {
 		t.Skipf("no go command to build the test programs: %v", err)
 	}
 	return p
+}
+
+// requireVerifiedRuntime skips a test of the children's rseq use when the
+// toolchain that builds them is a Go release the package does not verify:
+// they fall back, and TestRuntimeAssumptions says why.
+func requireVerifiedRuntime(t *testing.T) {
+	t.Helper()
+	if f := rseq.Features(); !f.RuntimeVerified {
+		t.Skipf("Go %s is not a verified release: the test programs would fall back (TestRuntimeAssumptions says what to verify)", f.GoVersion)
+	}
 }
 
 // needGcc skips the test when cgo programs cannot be built.
@@ -284,6 +295,7 @@ func checkRegistrations(t *testing.T, c *child, configs map[int]rseqConfig, want
 // seccomp filter installed before the runtime starts: the package must fall
 // back, name the errno, and still give correct ids on every thread and CPU.
 func TestSeccompFallback(t *testing.T) {
+	requireVerifiedRuntime(t)
 	dir := t.TempDir()
 	launcher := build(t, dir, "seccompexec", "0")
 	ids := build(t, dir, "ids", "0")
@@ -333,6 +345,7 @@ func TestSeccompFallback(t *testing.T) {
 // that links no cgo package: the runtime runs without cgo, so the package
 // registers areas of its own on every thread, the main one included.
 func TestOwnModeCgoEnabledWithoutCgo(t *testing.T) {
+	requireVerifiedRuntime(t)
 	ids := build(t, t.TempDir(), "ids", "1")
 	c := startHeld(t, nil, ids)
 	f := c.report.Features
@@ -357,6 +370,7 @@ func TestOwnModeCgoEnabledWithoutCgo(t *testing.T) {
 // package cannot register there and must use the fallback on that thread
 // only, with real rseq on every other thread.
 func TestPIEMainThread(t *testing.T) {
+	requireVerifiedRuntime(t)
 	ids := build(t, t.TempDir(), "ids", "0", "-buildmode=pie")
 	ef, err := elf.Open(ids)
 	if err != nil {
@@ -401,6 +415,7 @@ func TestPIEMainThread(t *testing.T) {
 // TestCgo runs a program that runs with cgo, so that glibc registers rseq
 // on every thread, in three situations; the subtests share its build.
 func TestCgo(t *testing.T) {
+	requireVerifiedRuntime(t)
 	needGcc(t)
 	dir := t.TempDir()
 	prog := build(t, dir, "cgoids", "1")

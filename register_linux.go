@@ -1,11 +1,13 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package rseq
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -102,17 +104,24 @@ func initFeatures(f *Support) {
 		areaMode = areaModeNone
 	}
 
-	if os.Getenv("GORSEQ") == "off" {
+	f.RuntimeVerified = runtimeVerified(f.GoVersion)
+	switch env := os.Getenv("GORSEQ"); env {
+	case "", "unverified":
+	case "off":
 		fail(0, "disabled by the environment (GORSEQ=off)")
 		return
+	default:
+		f.Notes = append(f.Notes, fmt.Sprintf("GORSEQ=%q is not understood (off: use the fallback; unverified: allow a Go release whose runtime is not verified) and is ignored", env))
 	}
-	f.RuntimeVerified = runtimeVerified(f.GoVersion)
 	if !f.RuntimeVerified {
-		fail(0, fmt.Sprintf("the package's runtime assumptions are not verified for %s (verified: %v)", f.GoVersion, verifiedGoReleases))
-		return
+		if !unverifiedAllowed() {
+			fail(0, fmt.Sprintf("the package's runtime assumptions are not verified for %s (verified: %s); GORSEQ=unverified enables rseq where the live checks of the runtime's layout pass", f.GoVersion, strings.Join(verifiedGoReleases, ", ")))
+			return
+		}
+		f.Notes = append(f.Notes, fmt.Sprintf("%s is not a verified Go release (verified: %s); rseq is enabled by GORSEQ=unverified, subject to the live checks of the runtime's layout", f.GoVersion, strings.Join(verifiedGoReleases, ", ")))
 	}
 
-	cgo, err := threadPointerIsLibc()
+	cgo, err := processIsCgo()
 	if err != nil {
 		fail(0, "cannot read the thread pointer: "+err.Error())
 		return
@@ -138,7 +147,8 @@ func initFeatures(f *Support) {
 			glibcOffset = g.offset
 			areaMode = areaModeGlibc
 			f.Usable, f.Mode, f.AreaSize = true, ModeGlibc, int(g.size)
-			// glibc's signature on x86 is the same RSEQ_SIG as ours.
+			// glibc registers with RSEQ_SIG, the value of Signature on
+			// both platforms.
 			f.Signature = Signature
 			if currentArea() == 0 {
 				f.Notes = append(f.Notes, "glibc's area on the initialising thread is not registered (cpu_id < 0): such threads use the fallback")
@@ -171,16 +181,18 @@ func initFeatures(f *Support) {
 	// every thread shows at once in Features.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if _, e := registerThread(); e != 0 {
+	if _, err := registerThread(); err != nil {
+		var e syscall.Errno
+		errors.As(err, &e)
 		switch {
-		case (e == unix.EINVAL || e == unix.EBUSY) && unix.Gettid() == unix.Getpid():
+		case (e == unix.EINVAL || e == unix.EBUSY) && unix.Gettid() == unix.Getpid() && gerr == nil && g.size > 0:
 			// The dynamic loader of a PIE binary registered glibc's area
 			// on the main thread before the runtime took over the thread
-			// pointer: that area cannot be found, so the main thread uses
-			// the fallback and the others register their own.
-			f.Notes = append(f.Notes, fmt.Sprintf("the main thread already has an rseq area registered by someone else (%s; the dynamic loader of a PIE binary does this): it uses the fallback, other threads their own areas", unix.ErrnoName(e)))
+			// pointer (__rseq_size says it did): the main thread uses the
+			// fallback and the others register their own.
+			f.Notes = append(f.Notes, fmt.Sprintf("the main thread already has an rseq area, registered by the dynamic loader (glibc's __rseq_size is %d; rseq returned %s): it uses the fallback, other threads their own areas", g.size, unix.ErrnoName(e)))
 		default:
-			fail(e, fmt.Sprintf("registering an rseq area failed with %s", unix.ErrnoName(e)))
+			fail(e, fmt.Sprintf("registering an rseq area failed: %v", err))
 		}
 	}
 }
@@ -274,29 +286,60 @@ func releaseArea(addr uintptr) {
 // threadFallback marks a thread whose registration failed (own mode).
 const threadFallback = 1
 
+// errLengthOrAlignment names the cause of an EINVAL from registering a new
+// area on a thread that has none: the length or alignment the package took
+// from the kernel's auxiliary vector was refused.
+var errLengthOrAlignment = errors.New("the kernel refused the area's length or alignment")
+
 // registerThread registers an area for the calling thread, which must be
 // locked to its goroutine, and records it in the thread's slot. It returns
-// the area, or 0 and the errno of the failed registration, after which the
-// thread uses the fallback for good.
-func registerThread() (uintptr, syscall.Errno) {
+// the area, or 0 and why the thread now uses the fallback for good (an
+// error wrapping the rseq errno where the system call failed).
+func registerThread() (uintptr, error) {
 	if v := threadSlot(); v > threadFallback {
-		return v, 0
+		return v, nil
 	} else if v == threadFallback {
-		return 0, unix.EALREADY
+		return 0, fmt.Errorf("registration failed on this thread before: %w", unix.EALREADY)
+	}
+	// The slot is about to be written: check once per thread that it is
+	// where the runtime's layout says (runtime_linux.go).
+	if _, err := checkMLayout(); err != nil {
+		return 0, err
 	}
 	tid := unix.Gettid()
 	a, err := allocArea(tid)
 	if err != nil {
 		setThreadSlot(threadFallback)
-		return 0, unix.ENOMEM
+		return 0, err
 	}
 	if e := sysRseq(a, regLen, 0, Signature); e != 0 {
+		err := describeRegistrationError(a, e) // probes a, so before releasing it
 		releaseArea(a)
 		setThreadSlot(threadFallback)
-		return 0, e
+		return 0, err
 	}
 	setThreadSlot(a)
-	return a, 0
+	return a, nil
+}
+
+// describeRegistrationError says why rseq(area, regLen, 0, Signature)
+// failed with e on the calling thread.
+func describeRegistrationError(area uintptr, e syscall.Errno) error {
+	if e == unix.EINVAL || e == unix.EBUSY {
+		// The kernel answers EINVAL both for a length or alignment it
+		// refuses and for a thread that already has another area (EBUSY:
+		// this very area). Tell them apart with a probe that only a
+		// thread without a registration accepts: the same area, which is
+		// aligned for any length, with the original 32-byte length.
+		if e == unix.EINVAL && regLen != origAreaSize {
+			if pe := sysRseq(area, origAreaSize, 0, Signature); pe == 0 {
+				sysRseq(area, origAreaSize, 1, Signature) // undo the probe
+				return fmt.Errorf("rseq(len %d, alignment %d): %w: %w", regLen, areaStep, errLengthOrAlignment, e)
+			}
+		}
+		return fmt.Errorf("rseq(len %d): another rseq area is registered on this thread: %w", regLen, e)
+	}
+	return fmt.Errorf("rseq(len %d): %w", regLen, e)
 }
 
 // ensureArea returns the calling thread's area, registering one in own mode

@@ -1,81 +1,18 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package rseq
 
 import (
+	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// TestRuntimeAssumptions fails, naming the assumption, when the Go runtime
-// no longer matches what runtime_linux_amd64.go documents.
-func TestRuntimeAssumptions(t *testing.T) {
-	if !runtimeVerified(runtime.Version()) {
-		t.Fatalf("Go %s is not in verifiedGoReleases %v: check the assumptions in runtime_linux_amd64.go against its runtime and add it", runtime.Version(), verifiedGoReleases)
-	}
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Skipf("no go tool to locate the runtime sources: %v", err)
-	}
-	src := filepath.Join(strings.TrimSpace(string(goroot)), "src", "runtime")
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Skipf("runtime sources not available: %v", err)
-		}
-		return string(b)
-	}
-	rt2 := read("runtime2.go")
-	if !regexp.MustCompile(`tlsSlots\s*=\s*6\b`).MatchString(rt2) {
-		t.Error("assumption 1 broken: runtime2.go no longer says tlsSlots = 6 (m.tls[2] may not exist)")
-	}
-	if !regexp.MustCompile(`\btls\s+\[tlsSlots\]uintptr`).MatchString(rt2) {
-		t.Error("assumption 1 broken: m.tls is no longer [tlsSlots]uintptr")
-	}
-	sys := read("sys_linux_amd64.s")
-	if !strings.Contains(sys, "ADDQ\t$8, DI\t// ELF wants to use -8(FS)") {
-		t.Error("assumption 1 broken: runtime·settls no longer sets FS to &m.tls[1] (ADDQ $8, DI)")
-	}
-	// Nothing in the runtime may touch m.tls beyond slot 0 on linux/amd64.
-	for _, f := range []string{"sys_linux_amd64.s", "asm_amd64.s", "proc.go", "os_linux.go"} {
-		for _, pat := range []string{"m_tls+8", "m_tls+16", "tls[2]", "tls[1]"} {
-			if strings.Contains(read(f), pat) {
-				t.Errorf("assumption 1 broken: runtime/%s now uses %s", f, pat)
-			}
-		}
-	}
-	if features.Mode != ModeOwn {
-		t.Skipf("mode %v: the thread layout checks below need own mode", features.Mode)
-	}
-	// The layout holds on every thread, old and new.
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread() // exit locked: the thread dies
-			if err := checkGoThreadLayout(); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
 
 // allowedCPUs returns the CPUs the process may run on.
 func allowedCPUs(t testing.TB) []int {
@@ -242,6 +179,10 @@ func TestKernelErrorRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer releaseArea(scratch)
+	sliceFlagErr := unix.EINVAL
+	if kernelAtLeast(t, 7, 0) {
+		sliceFlagErr = 0
+	}
 	cases := []struct {
 		name   string
 		area   uintptr
@@ -250,7 +191,11 @@ func TestKernelErrorRules(t *testing.T) {
 		sig    uint32
 		want   unix.Errno
 	}{
-		{"bad flags", scratch, regLen, 2, Signature, unix.EINVAL},
+		{"undefined flag", scratch, regLen, 1 << 30, Signature, unix.EINVAL},
+		// RSEQ_FLAG_SLICE_EXT_DEFAULT_ON: Linux 7.0 and later accept it,
+		// even where the kernel was built without the extension.
+		{"slice-extension flag", scratch, regLen, 2, Signature, sliceFlagErr},
+		{"unregister what the slice-extension flag registered", scratch, regLen, 1, Signature, sliceFlagErr},
 		{"misaligned area", scratch + 8, regLen, 0, Signature, unix.EINVAL},
 		{"length 31", scratch, 31, 0, Signature, unix.EINVAL},
 		{"register", scratch, regLen, 0, Signature, 0},
@@ -265,6 +210,22 @@ func TestKernelErrorRules(t *testing.T) {
 			t.Errorf("%s: rseq() = %v (%d), want %v (%d)", c.name, got, int(got), c.want, int(c.want))
 		}
 	}
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var maj, mnr int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &maj, &mnr); err != nil {
+		t.Fatalf("kernel release %q: %v", rel, err)
+	}
+	return maj > major || maj == major && mnr >= minor
 }
 
 func TestParseCPUList(t *testing.T) {

@@ -4,6 +4,9 @@
 
 package rseq
 
+// signatureBytes is the abort signature as it lies before every abort handler.
+var signatureBytes = []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53}
+
 // numExitPoints is the number of entries of __rseq_exit_point_array.
 const numExitPoints = 12
 

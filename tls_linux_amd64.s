@@ -84,3 +84,10 @@ none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)
 	RET
+
+// func peek8(addr uintptr) uint8
+TEXT ·peek8(SB), NOSPLIT, $0-9
+	MOVQ	addr+0(FP), AX
+	MOVB	(AX), AX
+	MOVB	AX, ret+8(FP)
+	RET

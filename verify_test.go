@@ -1,4 +1,4 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package rseq
 
@@ -28,11 +28,15 @@ func TestGeneratedSectionsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gensections: %v\n%s", err, out)
 	}
-	for _, f := range []string{"sections_names.go", "sections_amd64.h", "sections_linux_amd64.s", "sections_layout_linux_amd64.go"} {
+	files := []string{"sections_names.go"}
+	for _, arch := range []string{"amd64", "arm64"} {
+		files = append(files, "sections_"+arch+".h", "sections_linux_"+arch+".s", "sections_layout_linux_"+arch+".go")
+	}
+	for _, f := range files {
 		want, _ := os.ReadFile(filepath.Join(dir, f))
 		got, _ := os.ReadFile(f)
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go generate", f)
+			t.Errorf("%s is stale for %s: run go generate (with this toolchain)", f, runtime.Version())
 		}
 	}
 }

@@ -1,17 +1,25 @@
 // Command gensections generates the restartable-section tables of package
 // rseq from its assembly.
 //
-// It reads the markers in ops_linux_amd64.s ("// rseq:start NAME", "rseq:commit",
-// "rseq:abort", "rseq:exit" comments on instruction lines), assembles the
-// file with `go tool asm -S`, measures where each marked instruction lands,
-// and writes:
+// For each architecture (amd64 and arm64) it reads the markers in
+// ops_linux_GOARCH.s ("// rseq:start NAME", "rseq:commit", "rseq:abort",
+// "rseq:exit" comments on instruction lines), assembles the file with
+// `go tool asm -S` for that architecture, measures where each marked
+// instruction lands, and writes:
 //
-//	sections_names.go        section numbers and names (all platforms)
-//	sections_amd64.h         DESC_name and ABORTS_name for the assembly
-//	sections_linux_amd64.s         __rseq_cs descriptors, __rseq_cs_ptr_array,
-//	                         __rseq_exit_point_array, the function table
-//	sections_layout_linux_amd64.go offsets and the instruction bytes that the
-//	                         package verifies at start-up
+//	sections_names.go                section numbers and names (all platforms;
+//	                                 every architecture must mark the same
+//	                                 sections in the same order)
+//	sections_GOARCH.h                DESC_name and ABORTS_name for the assembly
+//	sections_linux_GOARCH.s          __rseq_cs descriptors, __rseq_cs_ptr_array,
+//	                                 __rseq_exit_point_array, the function table
+//	sections_layout_linux_GOARCH.go  offsets, the instruction bytes and the
+//	                                 signature that the package verifies at
+//	                                 start-up
+//
+// The offsets are those of the toolchain that runs gensections; the
+// package's test regenerates the files with the toolchain under test and
+// fails if they differ, so every supported Go release is checked.
 //
 // Run it from the package directory (go generate does): go run ./internal/gensections
 // With -out DIR it writes the files there instead, which the package's test
@@ -50,39 +58,107 @@ type section struct {
 var markerRE = regexp.MustCompile(`//\s*rseq:(start|commit|abort|exit)\s+(\w+)\s*$`)
 var textRE = regexp.MustCompile(`^TEXT\s+·(\w+)\(SB\)`)
 
+// arch is what differs between the architectures gensections handles.
+type arch struct {
+	name      string
+	signature []byte // the abort signature as it lies in memory
+	insnSize  int    // fixed instruction size, or 0 for variable-length code
+	// tableAddrs is the body of the generated tableAddrs function.
+	tableAddrs string
+}
+
+var arches = map[string]arch{
+	"amd64": {
+		name:      "amd64",
+		signature: []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53},
+		tableAddrs: `	LEAQ	·__rseq_cs(SB), AX
+	MOVQ	AX, cs+0(FP)
+	LEAQ	·__rseq_cs_ptr_array(SB), AX
+	MOVQ	AX, ptrs+8(FP)
+	LEAQ	·__rseq_exit_point_array(SB), AX
+	MOVQ	AX, exits+16(FP)
+	LEAQ	·sectionFuncs(SB), AX
+	MOVQ	AX, funcs+24(FP)
+	RET
+`,
+	},
+	"arm64": {
+		name:      "arm64",
+		signature: []byte{0x00, 0xbc, 0x28, 0xd4},
+		insnSize:  4,
+		tableAddrs: `	MOVD	$·__rseq_cs(SB), R0
+	MOVD	R0, cs+0(FP)
+	MOVD	$·__rseq_cs_ptr_array(SB), R0
+	MOVD	R0, ptrs+8(FP)
+	MOVD	$·__rseq_exit_point_array(SB), R0
+	MOVD	R0, exits+16(FP)
+	MOVD	$·sectionFuncs(SB), R0
+	MOVD	R0, funcs+24(FP)
+	RET
+`,
+	},
+}
+
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("gensections: ")
-	src := flag.String("src", "ops_linux_amd64.s", "assembly file with the marked sections")
+	archList := flag.String("arch", "amd64,arm64", "architectures to generate for, comma-separated")
 	out := flag.String("out", ".", "directory to write the generated files to")
 	flag.Parse()
 
-	secs, err := readMarkers(*src)
-	if err != nil {
+	var names []*section
+	var first string
+	for _, an := range strings.Split(*archList, ",") {
+		a, ok := arches[an]
+		if !ok {
+			log.Fatalf("unknown architecture %q", an)
+		}
+		src := "ops_linux_" + a.name + ".s"
+		secs, err := readMarkers(src)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if names == nil {
+			names, first = secs, src
+		} else if err := sameSections(first, names, src, secs); err != nil {
+			log.Fatal(err)
+		}
+		if err := writeFile(*out, "sections_"+a.name+".h", headerH(a, secs), false); err != nil {
+			log.Fatal(err)
+		}
+		// The assembler must see the header just written, next to the source.
+		listing, err := assemble(a, src, *out)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := measure(a, secs, listing, src); err != nil {
+			log.Fatal(err)
+		}
+		if err := writeFile(*out, "sections_linux_"+a.name+".s", tablesS(a, secs), false); err != nil {
+			log.Fatal(err)
+		}
+		if err := writeFile(*out, "sections_layout_linux_"+a.name+".go", layoutGo(a, secs), true); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := writeFile(*out, "sections_names.go", namesGo(names), true); err != nil {
 		log.Fatal(err)
 	}
-	if err := writeFile(*out, "sections_names.go", namesGo(secs), true); err != nil {
-		log.Fatal(err)
+}
+
+// sameSections checks that two architectures' sources mark the same
+// sections, in the same order and the same functions: the section numbers
+// and names are shared.
+func sameSections(srcA string, a []*section, srcB string, b []*section) error {
+	if len(a) != len(b) {
+		return fmt.Errorf("%s marks %d sections, %s %d: every architecture must have the same sections", srcA, len(a), srcB, len(b))
 	}
-	hdr := headerH(secs)
-	if err := writeFile(*out, "sections_amd64.h", hdr, false); err != nil {
-		log.Fatal(err)
+	for i := range a {
+		if a[i].name != b[i].name || a[i].fn != b[i].fn {
+			return fmt.Errorf("section %d is %s in %s (TEXT %s) but %s in %s (TEXT %s)", i, a[i].name, srcA, a[i].fn, b[i].name, srcB, b[i].fn)
+		}
 	}
-	// The assembler must see the header just written, next to the source.
-	incDir := *out
-	listing, err := assemble(*src, incDir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := measure(secs, listing, *src); err != nil {
-		log.Fatal(err)
-	}
-	if err := writeFile(*out, "sections_linux_amd64.s", tablesS(secs), false); err != nil {
-		log.Fatal(err)
-	}
-	if err := writeFile(*out, "sections_layout_linux_amd64.go", layoutGo(secs), true); err != nil {
-		log.Fatal(err)
-	}
+	return nil
 }
 
 func readMarkers(path string) ([]*section, error) {
@@ -159,7 +235,7 @@ var (
 	hexRE  = regexp.MustCompile(`^\t0x([0-9a-f]+) ((?:[0-9a-f]{2} )+)`)
 )
 
-func assemble(src, incDir string) (map[string]*symbol, error) {
+func assemble(a arch, src, incDir string) (map[string]*symbol, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return nil, err
@@ -175,9 +251,9 @@ func assemble(src, incDir string) (map[string]*symbol, error) {
 	defer os.RemoveAll(tmp)
 	args := []string{"tool", "asm", "-S", "-p", pkgPath,
 		"-I", incDir, "-I", filepath.Dir(src), "-I", filepath.Join(strings.TrimSpace(string(goroot)), "pkg", "include"),
-		"-D", "GOOS_linux", "-D", "GOARCH_amd64", "-o", filepath.Join(tmp, "ops.o"), src}
+		"-D", "GOOS_linux", "-D", "GOARCH_" + a.name, "-o", filepath.Join(tmp, "ops.o"), src}
 	cmd := exec.Command(goTool, args...)
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+a.name)
 	outb, err := cmd.CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, outb)
@@ -241,9 +317,8 @@ func (s *symbol) at(ln int) (pc, next int, ok bool) {
 	return 0, 0, false
 }
 
-var signature = []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53}
-
-func measure(secs []*section, syms map[string]*symbol, src string) error {
+func measure(a arch, secs []*section, syms map[string]*symbol, src string) error {
+	signature := a.signature
 	for _, s := range secs {
 		sym := syms[s.fn]
 		if sym == nil {
@@ -273,6 +348,9 @@ func measure(secs []*section, syms map[string]*symbol, src string) error {
 		if s.abort >= s.start && s.abort < s.commitEnd {
 			return fmt.Errorf("section %s: abort handler inside the section", s.name)
 		}
+		if a.insnSize != 0 && (s.start%a.insnSize != 0 || len(s.commitBytes) != a.insnSize || s.abort%a.insnSize != 0) {
+			return fmt.Errorf("section %s: instructions not %d-byte words", s.name, a.insnSize)
+		}
 		if s.abort < len(signature) || !bytes.Equal(sym.code[s.abort-len(signature):s.abort], signature) {
 			return fmt.Errorf("section %s: no signature right before the abort handler", s.name)
 		}
@@ -287,12 +365,14 @@ func measure(secs []*section, syms map[string]*symbol, src string) error {
 	return nil
 }
 
-const header = "Code generated by internal/gensections from ops_linux_amd64.s; DO NOT EDIT."
+func header(a arch) string {
+	return "Code generated by internal/gensections from ops_linux_" + a.name + ".s; DO NOT EDIT."
+}
 
 func namesGo(secs []*section) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "// %s\n\npackage rseq\n\n", header)
-	b.WriteString("// Section numbers, in the order of the sections in ops_linux_amd64.s.\nconst (\n")
+	b.WriteString("// Code generated by internal/gensections from ops_linux_*.s; DO NOT EDIT.\n\npackage rseq\n\n")
+	b.WriteString("// Section numbers, in the order of the sections in ops_linux_GOARCH.s (the\n// same on every architecture).\nconst (\n")
 	for i, s := range secs {
 		if i == 0 {
 			fmt.Fprintf(&b, "\tsec%s = iota\n", exported(s.name))
@@ -310,9 +390,9 @@ func namesGo(secs []*section) []byte {
 
 func exported(name string) string { return strings.ToUpper(name[:1]) + name[1:] }
 
-func headerH(secs []*section) []byte {
+func headerH(a arch, secs []*section) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "// %s\n\n", header)
+	fmt.Fprintf(&b, "// %s\n\n", header(a))
 	b.WriteString("// DESC_name is the section's struct rseq_cs; ABORTS_name its abort counter.\n")
 	for i, s := range secs {
 		fmt.Fprintf(&b, "#define DESC_%s ·__rseq_cs+%d(SB)\n", s.name, 32*i)
@@ -321,9 +401,9 @@ func headerH(secs []*section) []byte {
 	return b.Bytes()
 }
 
-func tablesS(secs []*section) []byte {
+func tablesS(a arch, secs []*section) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "// %s\n\n#include \"textflag.h\"\n\n", header)
+	fmt.Fprintf(&b, "// %s\n\n#include \"textflag.h\"\n\n", header(a))
 	b.WriteString(`// __rseq_cs holds one struct rseq_cs per section (32 bytes, 32-byte aligned):
 // u32 version, u32 flags, u64 start_ip, u64 post_commit_offset, u64 abort_ip.
 // Tools outside the process find it, __rseq_cs_ptr_array and
@@ -363,22 +443,15 @@ func tablesS(secs []*section) []byte {
 // Returns the addresses of the tables above; referring to them here also
 // keeps the linker from discarding the ones no code reads.
 TEXT ·tableAddrs(SB), NOSPLIT, $0-32
-	LEAQ	·__rseq_cs(SB), AX
-	MOVQ	AX, cs+0(FP)
-	LEAQ	·__rseq_cs_ptr_array(SB), AX
-	MOVQ	AX, ptrs+8(FP)
-	LEAQ	·__rseq_exit_point_array(SB), AX
-	MOVQ	AX, exits+16(FP)
-	LEAQ	·sectionFuncs(SB), AX
-	MOVQ	AX, funcs+24(FP)
-	RET
 `)
+	b.WriteString(a.tableAddrs)
 	return b.Bytes()
 }
 
-func layoutGo(secs []*section) []byte {
+func layoutGo(a arch, secs []*section) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "// %s\n\n//go:build linux && amd64\n\npackage rseq\n\n", header)
+	fmt.Fprintf(&b, "// %s\n\n//go:build linux && %s\n\npackage rseq\n\n", header(a), a.name)
+	fmt.Fprintf(&b, "// signatureBytes is the abort signature as it lies before every abort handler.\nvar signatureBytes = %s\n\n", byteList(a.signature))
 	n := 0
 	for _, s := range secs {
 		n += len(s.exits)

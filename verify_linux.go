@@ -1,4 +1,4 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package rseq
 
@@ -8,7 +8,7 @@ import (
 	"unsafe"
 )
 
-// Implemented in ops_linux_amd64.s; each jumps to its Go fallback (same
+// Implemented in ops_linux_GOARCH.s; each jumps to its Go fallback (same
 // signature) when the thread has no usable area. Neither keeps a pointer it
 // is given beyond the call, hence go:noescape.
 //
@@ -35,7 +35,7 @@ func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst,
 
 func slotOf(field uintptr) int
 
-// Implemented in sections_linux_amd64.s (generated).
+// Implemented in sections_linux_GOARCH.s (generated).
 func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 
 // sectionLayout is what internal/gensections measured of one section.
@@ -47,14 +47,12 @@ type sectionLayout struct {
 	startBytes, commitBytes []byte
 }
 
-var signatureBytes = []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53}
-
 // readMemory returns n bytes at addr, from code or read-only data of this
 // binary.
 func readMemory(addr uintptr, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = byte(peek32(addr+uintptr(i)) & 0xff)
+		b[i] = peek8(addr + uintptr(i))
 	}
 	return b
 }

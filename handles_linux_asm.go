@@ -1,11 +1,11 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package rseq
 
 import "unsafe"
 
 // The handle operations are declared here without a body: each is its
-// restartable section in ops_linux_amd64.s, called directly, which saves the
+// restartable section in ops_linux_GOARCH.s, called directly, which saves the
 // Go wrapper call the other operations inline away (these have too many
 // results to be inlined).
 

@@ -1,0 +1,71 @@
+// Locating the calling thread's rseq area, shared by every assembly file of
+// the package on linux/arm64. See runtime_linux.go and runtime_linux_arm64.go
+// for the facts behind it.
+
+// Offsets in the runtime's g and m structures (gMOffset and
+// mThreadSlotOffset in Go): g.m, and m.tls[2] where own mode keeps the
+// thread's area address. g is in R28 ("g" to the assembler).
+#define G_M 48
+#define M_THREAD_SLOT 144
+
+// Values of ·areaMode (areaModeOwn, areaModeGlibc in Go; 0 is fallback).
+#define MODE_OWN 1
+#define MODE_GLIBC 2
+
+// LOAD_AREA(mode, reg, tmp, fail) leaves the address of the calling thread's
+// struct rseq in reg, or jumps to fail when the thread has no usable area.
+// mode is the byte variable (·areaMode or ·opsMode) that says how areas are
+// found. Own mode, the common case, falls straight through:
+//   own mode:   reg = g.m.tls[2]; 0 means not registered yet, 1 fallback.
+// The M belongs to the calling thread for as long as the goroutine runs
+// assembly, so the slot proves itself: no other thread reads or writes it.
+// (TPIDR_EL0 would not: without cgo a new thread inherits its creator's.)
+// Glibc mode is handled out of line by GLIBC_AREA, which every function
+// that uses LOAD_AREA must place after one of its RETs:
+//   glibc mode: reg = TPIDR_EL0 + __rseq_offset, usable while cpu_id >= 0
+//               (glibc writes -2 there when its registration failed).
+// Both clobber only reg, tmp and the flags (and R27, the assembler's
+// temporary, to load mode) and define the labels area_glibc and area_ok, so
+// each can be used once per TEXT symbol.
+#define LOAD_AREA(mode, reg, tmp, fail) \
+	MOVBU	mode, tmp; \
+	CMP	$MODE_OWN, tmp; \
+	BNE	area_glibc; \
+	MOVD	G_M(g), reg; \
+	MOVD	M_THREAD_SLOT(reg), reg; \
+	CMP	$1, reg; \
+	BLS	fail; \
+area_ok: NOP
+
+#define GLIBC_AREA(mode, reg, tmp, fail) \
+area_glibc: CMP	$MODE_GLIBC, tmp; \
+	BNE	fail; \
+	MRS	TPIDR_EL0, reg; \
+	MOVD	·glibcOffset(SB), tmp; \
+	ADD	tmp, reg, reg; \
+	MOVW	4(reg), tmp; \
+	TBNZ	$63, tmp, fail; \
+	B	area_ok
+
+// RSEQ_SIGNATURE emits the arm64 abort signature 0xd428bc00 as a data word
+// (it decodes as "brk #0x45e0"). The kernel checks that the 4 bytes before
+// a section's abort address equal the registered signature.
+#define RSEQ_SIGNATURE \
+	WORD	$0xd428bc00
+
+// INDEX_FIELD(ix, tmp) turns the Index in ix into the offset of the struct
+// rseq field it reads, indexField[ix&1], in ix.
+#define INDEX_FIELD(ix, tmp) \
+	AND	$1, ix, ix; \
+	MOVD	$·indexField(SB), tmp; \
+	MOVD	(tmp)(ix<<3), ix
+
+// COUNT_ABORT(addr, t1, t2) adds 1 to the uint64 at addr (a register) with
+// a load-exclusive/store-exclusive loop, which every arm64 CPU has (LDADD
+// needs ARMv8.1). It runs in the abort handler, outside the section, and
+// defines the label count_retry, so it can be used once per TEXT symbol.
+#define COUNT_ABORT(addr, t1, t2) \
+count_retry: LDAXR	(addr), t1; \
+	ADD	$1, t1, t1; \
+	STLXR	t1, (addr), t2; \
+	CBNZW	t2, count_retry
