@@ -27,3 +27,8 @@ const (
 	areaModeOwn   = 1 // MODE_OWN
 	areaModeGlibc = 2 // MODE_GLIBC
 )
+
+// flagSliceExtAvailable is RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE, a bit of
+// struct rseq's flags that the kernel sets (Linux 7.0+); user space must not
+// write it.
+const flagSliceExtAvailable = 1 << 4

@@ -60,8 +60,12 @@ type Support struct {
 	// Signature is the abort signature registered with the areas.
 	Signature uint32
 
-	// NodeID, ConcurrencyID and SliceExtension report whether the kernel
-	// fills the node_id, mm_cid and slice_ctrl fields of the area.
+	// NodeID and ConcurrencyID report whether the kernel fills the node_id
+	// and mm_cid fields of the area. SliceExtension reports whether it
+	// offers the time-slice extension (slice_ctrl): the kernel sets an
+	// availability bit in the area's flags when it registers it, which
+	// needs Linux 7.0 built with CONFIG_RSEQ_SLICE_EXTENSION (the feature
+	// size is 33 from 7.0 whether the option is on or not).
 	NodeID         bool
 	ConcurrencyID  bool
 	SliceExtension bool

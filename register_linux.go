@@ -93,7 +93,6 @@ func initFeatures(f *Support) {
 	}
 	f.NodeID = f.FeatureSize >= offNodeID+4
 	f.ConcurrencyID = f.FeatureSize >= offMMCID+4
-	f.SliceExtension = f.FeatureSize >= offSliceCtrl+4
 	if f.Alignment < origAlign || f.Alignment&(f.Alignment-1) != 0 {
 		f.Alignment = origAlign
 	}
@@ -153,6 +152,7 @@ func initFeatures(f *Support) {
 			if currentArea() == 0 {
 				f.Notes = append(f.Notes, "glibc's area on the initialising thread is not registered (cpu_id < 0): such threads use the fallback")
 			}
+			f.SliceExtension = sliceExtensionAvailable()
 		}
 		return
 	}
@@ -181,7 +181,10 @@ func initFeatures(f *Support) {
 	// every thread shows at once in Features.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if _, err := registerThread(); err != nil {
+	_, err = registerThread()
+	if err == nil {
+		f.SliceExtension = sliceExtensionAvailable()
+	} else {
 		var e syscall.Errno
 		errors.As(err, &e)
 		switch {
@@ -195,6 +198,16 @@ func initFeatures(f *Support) {
 			fail(e, fmt.Sprintf("registering an rseq area failed: %v", err))
 		}
 	}
+}
+
+// sliceExtensionAvailable reports whether the kernel offers the time-slice
+// extension (Linux 7.0+, CONFIG_RSEQ_SLICE_EXTENSION, and an area longer
+// than 32 bytes) to the calling thread: the kernel says so in the area's
+// flags when it registers it. The feature size alone does not tell: kernels
+// built without the extension report 33 bytes too.
+func sliceExtensionAvailable() bool {
+	v, ok := areaField(offFlags)
+	return ok && v&flagSliceExtAvailable != 0
 }
 
 // Thread-area bookkeeping for own mode. Areas live in memory from mmap, which

@@ -3,11 +3,15 @@
 package rseq
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,15 +20,9 @@ import (
 
 // allowedCPUs returns the CPUs the process may run on.
 func allowedCPUs(t testing.TB) []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		t.Fatal(err)
-	}
-	var cpus []int
-	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
-			cpus = append(cpus, c)
-		}
+	cpus := allowedCPUsOrNil()
+	if len(cpus) == 0 {
+		t.Fatal("sched_getaffinity failed or allows no CPU")
 	}
 	return cpus
 }
@@ -268,4 +266,120 @@ func TestFeaturesOnThisKernel(t *testing.T) {
 	if f.Usable && !f.Operations && !raceEnabled {
 		t.Errorf("operations disabled: %s", f.OperationsReason)
 	}
+	// What the CI guests expect of their kernels (.ci/qemu-test.sh).
+	if os.Getenv("GORSEQ_EXPECT_AUXV") == "1" && !f.FromAuxv {
+		t.Error("GORSEQ_EXPECT_AUXV=1 but the kernel reported no AT_RSEQ_FEATURE_SIZE")
+	}
+	for _, e := range []struct {
+		env string
+		got int
+	}{{"GORSEQ_EXPECT_FEATURE_SIZE", f.FeatureSize}, {"GORSEQ_EXPECT_ALIGN", f.Alignment}, {"GORSEQ_EXPECT_AREA_SIZE", f.AreaSize}} {
+		if want := os.Getenv(e.env); want != "" && want != strconv.Itoa(e.got) {
+			t.Errorf("%s=%s, but the package found %d (%+v)", e.env, want, e.got, f)
+		}
+	}
+	// An area longer than 32 bytes has the kernel's feature size rounded
+	// up to its alignment (33 and 64 make 64 on Linux 7.x).
+	if f.Usable && f.Mode == ModeOwn && f.FeatureSize > 32 {
+		if want := (f.FeatureSize + f.Alignment - 1) &^ (f.Alignment - 1); f.AreaSize != want {
+			t.Errorf("feature size %d, alignment %d: area of %d bytes, want %d", f.FeatureSize, f.Alignment, f.AreaSize, want)
+		}
+	}
+	// The time-slice extension is what the area's flags say, never what
+	// the feature size suggests.
+	if v, ok := areaField(offFlags); ok && f.SliceExtension != (v&flagSliceExtAvailable != 0) {
+		t.Errorf("SliceExtension %v, but the area's flags are %#x", f.SliceExtension, v)
+	}
+	if want := os.Getenv("GORSEQ_EXPECT_SLICE_EXTENSION"); want != "" && want != strconv.FormatBool(f.SliceExtension) {
+		t.Errorf("GORSEQ_EXPECT_SLICE_EXTENSION=%s, but SliceExtension is %v", want, f.SliceExtension)
+	}
+}
+
+// TestReadOnlyFieldsEnforced shows that the running kernel kills a process
+// that writes a read-only field of its area (Linux 6.19 and later, for
+// areas longer than 32 bytes: cpu_id_start, cpu_id, node_id and mm_cid are
+// checked when the kernel next updates them), by doing it in a child
+// process. Where it is enforced, every other test of the package, percpu
+// and torture that runs on the same kernel proves that they write none of
+// those fields: a write would have killed them.
+func TestReadOnlyFieldsEnforced(t *testing.T) {
+	if os.Getenv("GORSEQ_RO_CHILD") == "1" {
+		readOnlyChild()
+		return
+	}
+	f := Features()
+	switch {
+	case f.Mode != ModeOwn:
+		t.Skipf("mode %v: the test writes into an area the package registered", f.Mode)
+	case !kernelAtLeast(t, 6, 19) || f.AreaSize <= 32:
+		if os.Getenv("GORSEQ_EXPECT_RO_ENFORCED") == "1" {
+			t.Fatalf("GORSEQ_EXPECT_RO_ENFORCED=1, but the kernel is older than 6.19 or the area is %d bytes", f.AreaSize)
+		}
+		t.Skipf("the kernel enforces read-only fields from Linux 6.19, on areas longer than 32 bytes (area: %d bytes)", f.AreaSize)
+	case len(allowedCPUs(t)) < 2:
+		t.Skip("needs two CPUs to make the kernel update the ids")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReadOnlyFieldsEnforced$", "-test.v")
+	cmd.Env = append(os.Environ(), "GORSEQ_RO_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("the child that wrote cpu_id was not killed (%v):\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "GORSEQ_RO_CHILD wrote cpu_id") {
+		t.Fatalf("the child died before it wrote cpu_id:\n%s", out)
+	}
+	// The kernel sends SIGSEGV (si_code SI_KERNEL, 0x80): either it kills
+	// the child, or the Go runtime's handler catches it and crashes.
+	ws, _ := ee.Sys().(syscall.WaitStatus)
+	caught := ws.Exited() && ws.ExitStatus() == 2 && strings.Contains(string(out), "[signal SIGSEGV: segmentation violation code=0x80")
+	if !caught && (!ws.Signaled() || ws.Signal() != syscall.SIGSEGV) {
+		t.Fatalf("the child that wrote cpu_id ended with %v, want SIGSEGV from the kernel:\n%s", ee, out)
+	}
+	t.Logf("the kernel sent SIGSEGV to the child that wrote cpu_id (%v)", ee)
+}
+
+// readOnlyChild writes cpu_id in its thread's area, then moves between CPUs
+// until the kernel notices. It returns only if the kernel never does.
+func readOnlyChild() {
+	runtime.LockOSThread()
+	a := AreaAddress()
+	if a == 0 {
+		fmt.Println("GORSEQ_RO_CHILD: no area")
+		os.Exit(2)
+	}
+	cpus := allowedCPUsOrNil()
+	// The forbidden write, through /proc/self/mem (the area is not Go memory).
+	mem, err := os.OpenFile("/proc/self/mem", os.O_RDWR, 0)
+	if err == nil {
+		_, err = mem.WriteAt([]byte{0x77, 0x77, 0, 0}, int64(a+offCPUID))
+	}
+	if err != nil {
+		fmt.Println("GORSEQ_RO_CHILD: writing cpu_id:", err)
+		os.Exit(2)
+	}
+	fmt.Println("GORSEQ_RO_CHILD wrote cpu_id")
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		var set unix.CPUSet
+		set.Set(cpus[i%len(cpus)])
+		unix.SchedSetaffinity(0, &set)
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("GORSEQ_RO_CHILD survived")
+	os.Exit(0)
+}
+
+func allowedCPUsOrNil() []int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus
 }
