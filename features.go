@@ -116,5 +116,10 @@ func (f Support) Fields() []string {
 }
 
 // Features returns what the package discovered at initialisation. It is
-// computed once; the result is the same for every call.
-func Features() Support { return features }
+// computed once; the result is the same for every call, and the caller may
+// change it (Notes is a copy).
+func Features() Support {
+	f := features
+	f.Notes = append([]string(nil), features.Notes...)
+	return f
+}

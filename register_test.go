@@ -383,3 +383,17 @@ func allowedCPUsOrNil() []int {
 	}
 	return cpus
 }
+
+// TestFeaturesNotesAreACopy: a caller that changes the Notes it was given
+// must not change what the next caller sees.
+func TestFeaturesNotesAreACopy(t *testing.T) {
+	saved := features.Notes
+	defer func() { features.Notes = saved }()
+	features.Notes = []string{"first", "second"}
+	f := Features()
+	f.Notes[0] = "changed"
+	_ = append(f.Notes[:1], "appended")
+	if got := Features().Notes; got[0] != "first" || got[1] != "second" {
+		t.Errorf("Features().Notes = %q after a caller changed its copy", got)
+	}
+}
