@@ -75,37 +75,62 @@ func readNodeMap(n int) []uint16 {
 	return m
 }
 
-// possibleCPUs is the number of CPU ids the kernel may ever report: one more
-// than the highest id in /sys/devices/system/cpu/possible.
-var possibleCPUs = readPossibleCPUs()
+// possibleCPUs is the number of CPU ids the kernel may ever report (its
+// nr_cpu_ids): one more than the highest id in
+// /sys/devices/system/cpu/possible, or, without sysfs, a bound taken from
+// the kernel's cpumask size (kernelCPUBound). Per-CPU arrays have this many
+// slots plus the shared one, and sections index them without a check: no
+// CPU number or concurrency id is ever at or above it, whatever CPUs come
+// online or join the process's affinity later.
+var possibleCPUs, cpuBoundKnown = readPossibleCPUs("/sys/devices/system/cpu/possible")
 
 // PossibleCPUs returns the number of CPU ids the kernel may report (the
 // highest possible CPU number plus one). Every CPU number and concurrency id
 // is below it.
 func PossibleCPUs() int { return possibleCPUs }
 
-func readPossibleCPUs() int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+// readPossibleCPUs returns possibleCPUs and whether the kernel said it;
+// where nothing does, 1 and false: sections are then off and the fallback
+// puts every id past the bound in slot 0.
+func readPossibleCPUs(path string) (int, bool) {
+	b, err := os.ReadFile(path)
 	if err == nil {
 		if n, ok := parseCPUList(strings.TrimSpace(string(b))); ok {
-			return n
+			return n, true
 		}
 	}
-	// Without sysfs (a minimal container or initramfs), the affinity mask's
-	// width bounds the ids the process can see.
-	var set unix.CPUSet
-	if unix.SchedGetaffinity(0, &set) == nil {
-		hi := -1
-		for i := 0; i < len(set)*64; i++ {
-			if set.IsSet(i) {
-				hi = i
-			}
-		}
-		if hi >= 0 {
-			return hi + 1
+	if n := kernelCPUBound(); n > 0 {
+		return n, true
+	}
+	return 1, false
+}
+
+// kernelCPUBound returns a number no CPU id reaches, or 0, without sysfs (a
+// minimal container or initramfs): the smallest mask length, in bits, that
+// sched_getaffinity accepts. The kernel refuses (EINVAL) a mask shorter
+// than nr_cpu_ids bits, so the answer is nr_cpu_ids rounded up to a
+// multiple of 64. The affinity mask itself would not do: CPUs can join it
+// later, up to nr_cpu_ids.
+func kernelCPUBound() int {
+	fits := func(words int) bool {
+		buf := make([]uint64, words)
+		_, _, e := unix.RawSyscall(unix.SYS_SCHED_GETAFFINITY, 0, uintptr(words*8), uintptr(unsafe.Pointer(&buf[0])))
+		return e == 0
+	}
+	const maxWords = 1 << 12 // 262144 CPUs, far above any NR_CPUS
+	if !fits(maxWords) {
+		return 0 // no answer (a seccomp filter?)
+	}
+	lo, hi := 0, maxWords // fits(hi); !fits(lo) or lo == 0
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return 1
+	return hi * 64
 }
 
 // parseCPUList returns one more than the highest CPU in a kernel CPU list

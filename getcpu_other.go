@@ -10,7 +10,7 @@ func getcpu() (cpu, node int) { return 0, 0 }
 
 func nodeSlow() int { return 0 }
 
-var possibleCPUs = runtime.NumCPU()
+var possibleCPUs, cpuBoundKnown = runtime.NumCPU(), true
 
 // PossibleCPUs returns the number of CPU ids the package may report.
 func PossibleCPUs() int { return possibleCPUs }

@@ -149,10 +149,7 @@ func slotSlow(field uintptr) int {
 		}
 		return possibleCPUs
 	}
-	if field == offMMCID {
-		return ConcurrencyID()
-	}
-	return CPU()
+	return fallbackSlot(field)
 }
 
 // opsMode is areaMode when the operations run as restartable sections, and

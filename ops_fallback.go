@@ -21,10 +21,14 @@ func fallbackSlot(field uintptr) int {
 	if opsMode != areaModeNone {
 		return possibleCPUs
 	}
+	id := CPU()
 	if field == offMMCID {
-		return ConcurrencyID()
+		id = ConcurrencyID()
 	}
-	return CPU()
+	if id >= possibleCPUs { // only where no bound was known (readPossibleCPUs)
+		id = 0
+	}
+	return id
 }
 
 // mayUseSlot reports whether a thread without an area may update slot: any

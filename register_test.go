@@ -397,3 +397,27 @@ func TestFeaturesNotesAreACopy(t *testing.T) {
 		t.Errorf("Features().Notes = %q after a caller changed its copy", got)
 	}
 }
+
+// TestCPUBoundWithoutSysfs: without sysfs, the bound on CPU ids comes from
+// the kernel's cpumask size and covers every possible CPU, not only those
+// the process may run on now.
+func TestCPUBoundWithoutSysfs(t *testing.T) {
+	n, known := readPossibleCPUs("/nonexistent/possible")
+	if !known || n <= 0 || n%64 != 0 {
+		t.Fatalf("without sysfs: bound %d (known %v), want a positive multiple of 64", n, known)
+	}
+	if sys, ok := readPossibleCPUs("/sys/devices/system/cpu/possible"); ok && n < sys {
+		t.Errorf("without sysfs the bound is %d, below the %d possible CPUs sysfs lists", n, sys)
+	} else if ok && n >= sys+64 {
+		t.Errorf("without sysfs the bound is %d, not the %d possible CPUs rounded up to 64", n, sys)
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err == nil {
+		for c := n; c < len(set)*64; c++ {
+			if set.IsSet(c) {
+				t.Errorf("CPU %d is in the affinity mask but at or above the bound %d", c, n)
+			}
+		}
+	}
+	t.Logf("bound without sysfs: %d; PossibleCPUs: %d", n, PossibleCPUs())
+}

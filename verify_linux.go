@@ -147,6 +147,8 @@ func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 	switch {
 	case !f.Usable:
 		f.OperationsReason = "rseq is not usable: " + f.Reason
+	case !cpuBoundKnown:
+		f.OperationsReason = "no bound on CPU ids is known (no /sys/devices/system/cpu/possible, and sched_getaffinity refused): sections could index past their arrays"
 	case raceEnabled:
 		f.OperationsReason = "race detector build: the operations use the fallback so that the detector sees every access"
 	default:
