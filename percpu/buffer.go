@@ -44,7 +44,8 @@ var ErrFull = errors.New("percpu: full")
 // Drain; a CPU's entries come out of Drain in push order.
 //
 // Memory: rseq.Slots() parts of 128 bytes plus the capacity in words
-// rounded up to 128 bytes.
+// rounded up to 128 bytes. Make it with NewBuffer: the zero Buffer has no
+// storage, and its methods panic naming NewBuffer.
 type Buffer struct {
 	mem    []uint64 // keeps base alive
 	base   unsafe.Pointer
@@ -70,6 +71,13 @@ func (b *Buffer) Cap() int { return b.cap }
 
 func (b *Buffer) count(slot int) *uintptr { return word(b.base, slot, b.stride) }
 
+// check panics for the zero Buffer.
+func (b *Buffer) check() {
+	if b.base == nil {
+		zeroUse("Buffer", "NewBuffer")
+	}
+}
+
 func (b *Buffer) entry(slot int, i uintptr) *uintptr {
 	return (*uintptr)(unsafe.Add(b.base, uintptr(slot)*b.stride+line+i*8))
 }
@@ -77,6 +85,7 @@ func (b *Buffer) entry(slot int, i uintptr) *uintptr {
 // Push appends e to the calling CPU's buffer. It returns ErrFull, and
 // stores nothing, when that buffer holds Cap entries.
 func (b *Buffer) Push(e uintptr) error {
+	b.check()
 	if !b.fenced {
 		return b.pushLocked(e)
 	}
@@ -103,6 +112,7 @@ func (b *Buffer) Push(e uintptr) error {
 // reports false when that CPU's buffer is empty (other CPUs' buffers may
 // hold entries: Drain takes those).
 func (b *Buffer) Pop() (uintptr, bool) {
+	b.check()
 	if !b.fenced {
 		return b.popLocked()
 	}
@@ -129,8 +139,13 @@ func (b *Buffer) Pop() (uintptr, bool) {
 }
 
 // Drain appends every CPU's entries to dst, empties the buffers and
-// returns the extended slice.
-func (b *Buffer) Drain(dst []uintptr) []uintptr {
+// returns the extended slice. It returns an error, and stops, only if it
+// cannot exclude the restartable sections of a CPU (the membarrier system
+// call refused after the Buffer was made): the entries appended so far are
+// out of the buffers, every other entry is still in its buffer, and the
+// Buffer stays usable.
+func (b *Buffer) Drain(dst []uintptr) ([]uintptr, error) {
+	b.check()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for slot := 0; slot < rseq.Slots(); slot++ {
@@ -138,18 +153,22 @@ func (b *Buffer) Drain(dst []uintptr) []uintptr {
 		if atomic.LoadUintptr(c) == 0 {
 			continue // nothing to take; skip the fence
 		}
-		n := lockRemote(c, slot, b.fenced, unlockedWord, lockedWord)
+		n, err := lockRemote(c, slot, b.fenced, unlockedWord, lockedWord)
+		if err != nil {
+			return dst, err
+		}
 		for i := uintptr(0); i < n; i++ {
 			dst = append(dst, atomic.LoadUintptr(b.entry(slot, i)))
 		}
 		unlockRemote(c, lockedWord(n), 0)
 	}
-	return dst
+	return dst, nil
 }
 
 // Len returns the number of entries in all buffers; not a snapshot when
 // Pushes run at the same time.
 func (b *Buffer) Len() int {
+	b.check()
 	t := 0
 	for slot := 0; slot < rseq.Slots(); slot++ {
 		t += int(atomic.LoadUintptr(b.count(slot)) &^ lockBit)
@@ -169,7 +188,7 @@ func lockedSlot() int {
 func (b *Buffer) pushLocked(e uintptr) error {
 	slot := lockedSlot()
 	c := b.count(slot)
-	n := lockRemote(c, slot, false, unlockedWord, lockedWord)
+	n := lockLocal(c, slot, unlockedWord, lockedWord)
 	if n >= uintptr(b.cap) {
 		unlockRemote(c, lockedWord(n), n)
 		return ErrFull
@@ -182,7 +201,7 @@ func (b *Buffer) pushLocked(e uintptr) error {
 func (b *Buffer) popLocked() (uintptr, bool) {
 	slot := lockedSlot()
 	c := b.count(slot)
-	n := lockRemote(c, slot, false, unlockedWord, lockedWord)
+	n := lockLocal(c, slot, unlockedWord, lockedWord)
 	if n == 0 {
 		unlockRemote(c, lockedWord(n), n)
 		return 0, false

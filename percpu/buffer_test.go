@@ -35,7 +35,10 @@ func testBufferExact(t *testing.T) {
 					return
 				default:
 				}
-				out = b.Drain(out[:0])
+				var err error
+				if out, err = b.Drain(out[:0]); err != nil {
+					t.Error(err)
+				}
 				collect(out)
 				runtime.Gosched()
 			}
@@ -67,7 +70,7 @@ func testBufferExact(t *testing.T) {
 		close(stop)
 		<-done
 	})
-	collect(b.Drain(nil))
+	collect(mustDrain(t, b))
 	n := total(counts)
 	t.Logf("%d pushes", n)
 	if len(seen) != n {
@@ -115,7 +118,7 @@ func TestBufferFullAndOrder(t *testing.T) {
 		if full == 0 {
 			t.Errorf("locked=%v: %d pushes into %d buffers of 4 never reported full", locked, 4*rseqSlots()+1, rseqSlots())
 		}
-		out := b.Drain(nil)
+		out := mustDrain(t, b)
 		if len(out)+full != 4*rseqSlots()+1 {
 			t.Errorf("locked=%v: drained %d + %d full, want %d", locked, len(out), full, 4*rseqSlots()+1)
 		}
@@ -134,4 +137,14 @@ func TestBufferFullAndOrder(t *testing.T) {
 	if _, err := NewBuffer(0); err == nil {
 		t.Error("NewBuffer(0) did not fail")
 	}
+}
+
+// mustDrain drains b, failing the test on an error.
+func mustDrain(t *testing.T, b *Buffer) []uintptr {
+	t.Helper()
+	out, err := b.Drain(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -13,10 +13,10 @@ import (
 // thread's CPU as one restartable section (no atomic instruction, no cache
 // line shared with other CPUs), and Load sums the shards.
 //
-// Make Counters with NewCounter: the zero Counter has no shards and its
-// methods panic (a nil dereference). The check that would make the zero
-// value usable would keep Add from being inlined, which costs about a
-// nanosecond per Add. A Counter takes 128 * rseq.Slots() bytes (128 bytes,
+// Make Counters with NewCounter: the zero Counter has no shards. Its Add
+// panics with a nil dereference (a check, or a zero value that works,
+// would keep Add from being inlined, which costs about a nanosecond per
+// Add); its other methods panic naming NewCounter. A Counter takes 128 * rseq.Slots() bytes (128 bytes,
 // two cache lines, per possible CPU plus one for the shared slot) and a
 // small header.
 //
@@ -60,6 +60,14 @@ func (c *Counter) Add(n int64) {
 	rseq.Add(c.s.base, line, rseq.ByCPU, n)
 }
 
+// state returns the shards, or panics for the zero Counter.
+func (c *Counter) state() *counterState {
+	if c.s == nil {
+		zeroUse("Counter", "NewCounter")
+	}
+	return c.s
+}
+
 // Inc adds 1 to the counter.
 func (c *Counter) Inc() { c.Add(1) }
 
@@ -76,7 +84,7 @@ func (s *counterState) sum() int64 {
 // Swap and Reset took out. It reads every shard once (rseq.Slots() loads
 // of separate cache lines).
 func (c *Counter) Load() int64 {
-	s := c.s
+	s := c.state()
 	for {
 		a := s.adj.Load()
 		t := s.sum()
@@ -91,7 +99,7 @@ func (c *Counter) Load() int64 {
 // at the same time are counted once, either in the result or in the new
 // value (see the type's consistency rules).
 func (c *Counter) Swap(v int64) (old int64) {
-	s := c.s
+	s := c.state()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := *s.adj.Load()

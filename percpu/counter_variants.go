@@ -24,11 +24,20 @@ func NewUint64Counter() *Uint64Counter { return &Uint64Counter{c: NewCounter()} 
 func (u *Uint64Counter) Add(n uint64) { u.c.Add(int64(n)) }
 
 // Load returns the sum of the adds since the last Swap, modulo 2^64.
-func (u *Uint64Counter) Load() uint64 { return uint64(u.c.Load()) }
+func (u *Uint64Counter) Load() uint64 { return uint64(u.counter().Load()) }
 
 // Swap sets the counter to v and returns its previous value, with Counter's
 // consistency.
-func (u *Uint64Counter) Swap(v uint64) uint64 { return uint64(u.c.Swap(int64(v))) }
+func (u *Uint64Counter) Swap(v uint64) uint64 { return uint64(u.counter().Swap(int64(v))) }
+
+// counter returns the Counter behind u, or panics for the zero
+// Uint64Counter (whose Add panics with a nil dereference, as Counter's).
+func (u *Uint64Counter) counter() *Counter {
+	if u.c == nil {
+		zeroUse("Uint64Counter", "NewUint64Counter")
+	}
+	return u.c
+}
 
 // String returns the value in decimal (expvar.Var).
 func (u *Uint64Counter) String() string { return strconv.FormatUint(u.Load(), 10) }
@@ -61,6 +70,7 @@ func NewFloat64Counter() *Float64Counter {
 
 // Add adds x to the calling CPU's shard.
 func (f *Float64Counter) Add(x float64) {
+	f.check()
 	for {
 		s := rseq.ByCPU.Slot()
 		w := word(f.base, s, line)
@@ -72,7 +82,16 @@ func (f *Float64Counter) Add(x float64) {
 	}
 }
 
+// check panics for the zero Float64Counter, whose shard addresses would be
+// small numbers rather than memory.
+func (f *Float64Counter) check() {
+	if f.base == nil {
+		zeroUse("Float64Counter", "NewFloat64Counter")
+	}
+}
+
 func (f *Float64Counter) sum() float64 {
+	f.check()
 	var t float64
 	for i := 0; i < rseq.Slots(); i++ {
 		t += math.Float64frombits(uint64(atomic.LoadUintptr(word(f.base, i, line))))

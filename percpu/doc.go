@@ -48,6 +48,7 @@
 package percpu
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,12 @@ func words(n int, stride uintptr) ([]uint64, unsafe.Pointer) {
 // word returns the uintptr at base + i*stride.
 func word(base unsafe.Pointer, i int, stride uintptr) *uintptr {
 	return (*uintptr)(unsafe.Add(base, uintptr(i)*stride))
+}
+
+// zeroUse panics for a method called on the zero value of a type that
+// needs its constructor.
+func zeroUse(typ, ctor string) {
+	panic("percpu: " + typ + " used without " + ctor + ": the zero " + typ + " has no shards")
 }
 
 // backoff waits a little before retrying a lock held by someone else: a few
@@ -99,10 +106,16 @@ func spinHint() {}
 // mutex around its remote lockers), because the re-check after the fence
 // tells only whether a section overwrote the locked value.
 //
+// If the fence fails (membarrier refused after the structure was made: a
+// seccomp filter installed later, say), lockRemote gives the word back and
+// returns the error: sections on that CPU could not be excluded, so the
+// caller must not touch what the word guards. The structure stays as it
+// was, and usable.
+//
 // In locked mode (withFence false) no section stores into the word, the
-// compare-and-store alone decides between contending lockers, and the
-// fence is skipped.
-func lockRemote(v *uintptr, slot int, withFence bool, ok func(uintptr) bool, locked func(uintptr) uintptr) uintptr {
+// compare-and-store alone decides between contending lockers, the fence is
+// skipped and no error is possible (see lockLocal).
+func lockRemote(v *uintptr, slot int, withFence bool, ok func(uintptr) bool, locked func(uintptr) uintptr) (uintptr, error) {
 	tries := 0
 	for {
 		w := atomic.LoadUintptr(v)
@@ -114,20 +127,31 @@ func lockRemote(v *uintptr, slot int, withFence bool, ok func(uintptr) bool, loc
 			continue
 		}
 		if !withFence {
-			return w
+			return w, nil
 		}
 		if slot != rseq.SharedSlot() {
 			// Sections that read w before the store are now finished or
 			// restarted. The shared slot needs no fence: only the
 			// fallback, under the same lock, touches it.
-			fence(slot)
+			if err := fenceCPU(slot); err != nil {
+				// Give the word back, unless a section already committed
+				// over our store (the word is then the section's).
+				rseq.CompareAndStoreRemote(v, locked(w), w)
+				return w, fmt.Errorf("percpu: cannot exclude the restartable sections of CPU %d: %w", slot, err)
+			}
 		}
 		if atomic.LoadUintptr(v) == locked(w) {
-			return w
+			return w, nil
 		}
 		// A section that had read w committed over our store: the
 		// word belongs to it now. Try again.
 	}
+}
+
+// lockLocal is lockRemote in locked mode, which cannot fail.
+func lockLocal(v *uintptr, slot int, ok func(uintptr) bool, locked func(uintptr) uintptr) uintptr {
+	w, _ := lockRemote(v, slot, false, ok, locked)
+	return w
 }
 
 // unlockRemote releases a word taken by lockRemote, storing w. No section
@@ -139,15 +163,12 @@ func unlockRemote(v *uintptr, locked, w uintptr) {
 	}
 }
 
-// fence runs rseq.Fence for cpu. Fence fails only where the kernel lacks
-// the membarrier rseq command (before Linux 5.10) or a filter refuses it;
-// the structures that need it check fenced() when they are made and work in
-// locked mode otherwise, where nothing calls fence.
-func fence(cpu int) {
-	if err := rseq.Fence(cpu); err != nil {
-		panic("percpu: " + err.Error())
-	}
-}
+// fenceCPU is rseq.Fence. It fails only where the kernel lacks the
+// membarrier rseq command (before Linux 5.10) or a filter refuses it: the
+// structures check fenced() when they are made and work in locked mode
+// where it fails then, and return its errors where it starts failing
+// later. Tests replace it.
+var fenceCPU = rseq.Fence
 
 // fenced reports whether consumers can exclude restartable sections with
 // rseq.Fence. Where they cannot, Value, Buffer and Log run in locked mode:

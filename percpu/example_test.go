@@ -50,11 +50,14 @@ func ExampleValue() {
 		}()
 	}
 	wg.Wait()
-	total := percpu.Merge(h, func(acc *histogram, s *histogram) {
+	total, err := percpu.Merge(h, func(acc *histogram, s *histogram) {
 		for i, n := range s.buckets {
 			acc.buckets[i] += n
 		}
 	})
+	if err != nil {
+		fmt.Println(err) // membarrier refused after h was made
+	}
 	fmt.Println(total.buckets)
 	// Output: [100 100 100 100]
 }
@@ -85,7 +88,10 @@ func ExampleBuffer() {
 			fmt.Println(err) // percpu.ErrFull: drain and retry
 		}
 	}
-	got := b.Drain(nil)
+	got, err := b.Drain(nil)
+	if err != nil {
+		fmt.Println(err) // membarrier refused after b was made
+	}
 	sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
 	fmt.Println(got)
 	// Output: [10 20 30 40 50]

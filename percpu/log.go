@@ -2,6 +2,8 @@ package percpu
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -37,7 +39,8 @@ const MaxRecord = 1024
 // CPU wait meanwhile. Records of one CPU come out in append order.
 //
 // Memory: rseq.Slots() parts of 128 bytes plus the capacity rounded up to
-// 128 bytes.
+// 128 bytes. Make it with NewLog: the zero Log has no storage, and its
+// methods panic naming NewLog.
 type Log struct {
 	mem     []uint64
 	base    unsafe.Pointer
@@ -75,6 +78,13 @@ func NewLog(bytesPerCPU, recordSize int) (*Log, error) {
 
 func (l *Log) tail(slot int) *uintptr { return word(l.base, slot, l.stride) }
 
+// check panics for the zero Log.
+func (l *Log) check() {
+	if l.base == nil {
+		zeroUse("Log", "NewLog")
+	}
+}
+
 func (l *Log) data(slot int, off uintptr) unsafe.Pointer {
 	return unsafe.Add(l.base, uintptr(slot)*l.stride+line+off)
 }
@@ -83,6 +93,7 @@ func (l *Log) data(slot int, off uintptr) unsafe.Pointer {
 // log has no room for it, and an error naming the cause for a record of
 // the wrong size.
 func (l *Log) Append(rec []byte) error {
+	l.check()
 	if l.recSize > 0 {
 		if len(rec) != l.recSize {
 			return errorf("Log.Append: record of %d bytes in a log of %d-byte records", len(rec), l.recSize)
@@ -135,7 +146,7 @@ func (l *Log) append(src unsafe.Pointer, n uintptr) error {
 func (l *Log) appendLocked(src unsafe.Pointer, n uintptr) error {
 	slot := lockedSlot()
 	t := l.tail(slot)
-	end := lockRemote(t, slot, false, unlockedWord, lockedWord)
+	end := lockLocal(t, slot, unlockedWord, lockedWord)
 	if end+n > l.cap {
 		unlockRemote(t, lockedWord(end), end)
 		return ErrFull
@@ -149,17 +160,33 @@ func (l *Log) appendLocked(src unsafe.Pointer, n uintptr) error {
 // each CPU, and empties the logs. cpu is the index of the part the record
 // was appended to (rseq.SharedSlot() for threads without rseq). rec is
 // valid only during the call. The logs are unlocked before f runs, so f
-// may Append to the same Log. Drain returns an error only if it finds a
-// record it cannot parse, which would mean a torn record.
+// may Append to the same Log.
+//
+// Drain returns an error in two cases, neither of which loses data:
+//
+//   - It cannot exclude the restartable sections of a CPU (the membarrier
+//     system call refused after the Log was made). Drain stops there: the
+//     records given to f so far are out of the logs, every other record is
+//     still in its log, and the Log stays usable.
+//   - A CPU's log holds bytes that do not parse as records (which would
+//     mean a torn record). f gets every record before them; the bytes
+//     from the first one that does not parse to the end of that CPU's log
+//     come back in a *CorruptError, and Drain goes on with the other CPUs.
+//     All such errors are joined (errors.As finds each).
 func (l *Log) Drain(f func(cpu int, rec []byte)) error {
+	l.check()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var corrupt []error
 	for slot := 0; slot < rseq.Slots(); slot++ {
 		t := l.tail(slot)
 		if atomic.LoadUintptr(t) == 0 {
 			continue
 		}
-		end := lockRemote(t, slot, l.fenced, unlockedWord, lockedWord)
+		end, err := lockRemote(t, slot, l.fenced, unlockedWord, lockedWord)
+		if err != nil {
+			return errors.Join(append(corrupt, err)...)
+		}
 		if uintptr(cap(l.scratch)) < end {
 			l.scratch = make([]byte, end)
 		}
@@ -167,30 +194,49 @@ func (l *Log) Drain(f func(cpu int, rec []byte)) error {
 		copy(buf, unsafe.Slice((*byte)(l.data(slot, 0)), end))
 		unlockRemote(t, lockedWord(end), 0)
 		if err := l.parse(slot, buf, f); err != nil {
-			return err
+			corrupt = append(corrupt, err)
 		}
 	}
-	return nil
+	return errors.Join(corrupt...)
 }
 
+// CorruptError is what Log.Drain returns for bytes of a CPU's log that do
+// not parse as records.
+type CorruptError struct {
+	CPU    int    // the part of the log (rseq.SharedSlot() for threads without rseq)
+	Offset int    // where the bytes began in that part
+	Reason string // what is wrong with the first of them
+	Data   []byte // the bytes, from Offset to the end of the part
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("percpu: Log.Drain: CPU %d log: %s at offset %d (%d bytes kept in the error)", e.CPU, e.Reason, e.Offset, len(e.Data))
+}
+
+// parse calls f with the records in buf, one CPU's log, and returns a
+// *CorruptError holding a copy of whatever does not parse.
 func (l *Log) parse(slot int, buf []byte, f func(int, []byte)) error {
+	bad := func(off int, why string) error {
+		return &CorruptError{CPU: slot, Offset: off, Reason: why, Data: append([]byte(nil), buf[off:]...)}
+	}
 	if l.recSize > 0 {
-		if len(buf)%l.recSize != 0 {
-			return errorf("Log.Drain: CPU %d log holds %d bytes, not a whole number of %d-byte records", slot, len(buf), l.recSize)
-		}
-		for off := 0; off < len(buf); off += l.recSize {
+		whole := len(buf) / l.recSize * l.recSize
+		for off := 0; off < whole; off += l.recSize {
 			f(slot, buf[off:off+l.recSize])
+		}
+		if whole != len(buf) {
+			return bad(whole, fmt.Sprintf("%d bytes, not a whole %d-byte record", len(buf)-whole, l.recSize))
 		}
 		return nil
 	}
 	for off := 0; off < len(buf); {
 		if len(buf)-off < header {
-			return errorf("Log.Drain: CPU %d log: %d stray bytes at offset %d", slot, len(buf)-off, off)
+			return bad(off, fmt.Sprintf("%d stray bytes", len(buf)-off))
 		}
 		n := int(binary.LittleEndian.Uint32(buf[off:]))
 		size := (header + n + 7) &^ 7
 		if n > MaxRecord || binary.LittleEndian.Uint32(buf[off+4:]) != 0 || off+size > len(buf) {
-			return errorf("Log.Drain: CPU %d log: bad record header at offset %d", slot, off)
+			return bad(off, "bad record header")
 		}
 		f(slot, buf[off+header:off+header+n])
 		off += size

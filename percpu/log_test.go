@@ -1,11 +1,18 @@
 package percpu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"unsafe"
+
+	"github.com/gorseq/rseq"
 )
 
 // record makes record id of the log test: the id, then a pattern that
@@ -161,5 +168,73 @@ func TestLogErrors(t *testing.T) {
 	v.Drain(func(_ int, r []byte) { lens = append(lens, len(r)) })
 	if len(lens) != 1 || lens[0] != 0 {
 		t.Errorf("empty record came out as %v", lens)
+	}
+}
+
+// TestLogDrainKeepsCorruptData: bytes of a CPU's log that do not parse come
+// back in a *CorruptError, every record before them reaches f, and the other
+// CPUs are drained as usual.
+func TestLogDrainKeepsCorruptData(t *testing.T) {
+	for _, recSize := range []int{0, 16} {
+		t.Run(fmt.Sprintf("recordSize=%d", recSize), func(t *testing.T) {
+			l, err := NewLog(4096, recSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := func(s string) []byte {
+				if recSize == 0 {
+					return []byte(s)
+				}
+				return []byte(fmt.Sprintf("%-16s", s))
+			}
+			var badSlot int
+			var badEnd uintptr
+			var junk []byte
+			onOneCPU(t, func() {
+				for _, r := range []string{"one", "two"} {
+					if err := l.Append(rec(r)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Tear the log as a broken section would: 12 bytes that
+				// are no record, then (where records carry their length,
+				// so that parsing could resume) a good record after them.
+				badSlot = rseq.ByCPU.Slot()
+				tl := l.tail(badSlot)
+				badEnd = atomic.LoadUintptr(tl)
+				junk = []byte{0xff, 0xff, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}
+				copy(unsafe.Slice((*byte)(l.data(badSlot, badEnd)), len(junk)), junk)
+				atomic.StoreUintptr(tl, badEnd+uintptr(len(junk)))
+				if recSize > 0 {
+					return
+				}
+				if err := l.Append(rec("three")); err != nil {
+					t.Fatal(err)
+				}
+			})
+			var got []string
+			err = l.Drain(func(cpu int, r []byte) { got = append(got, strings.TrimSpace(string(r))) })
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Drain: %v, want a *CorruptError", err)
+			}
+			if fmt.Sprint(got) != "[one two]" {
+				t.Errorf("records before the bad bytes: %q, want [one two]", got)
+			}
+			if ce.CPU != badSlot || ce.Offset != int(badEnd) {
+				t.Errorf("CorruptError at CPU %d offset %d, want CPU %d offset %d", ce.CPU, ce.Offset, badSlot, badEnd)
+			}
+			if !bytes.HasPrefix(ce.Data, junk) || recSize == 0 && !bytes.Contains(ce.Data, rec("three")) {
+				t.Errorf("CorruptError.Data %q lacks the bad bytes or the record after them", ce.Data)
+			}
+			// The log is empty and usable afterwards.
+			if err := l.Append(rec("four")); err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			if err := l.Drain(func(_ int, r []byte) { got = append(got, strings.TrimSpace(string(r))) }); err != nil || fmt.Sprint(got) != "[four]" {
+				t.Errorf("after the error: %q, %v; want [four]", got, err)
+			}
+		})
 	}
 }

@@ -35,16 +35,25 @@ import (
 //
 // Memory: rseq.Slots() * (8 + perCPU*12) bytes, each slot rounded up to
 // 128, plus 8 bytes per overflow entry, besides the objects.
+//
+// The zero Pool is ready to use, like sync.Pool (set New, or leave it nil
+// for new(T)): it sets itself up on first use with DefaultPoolPerCPU
+// objects per CPU and DefaultPoolOverflow in the overflow. NewPool chooses
+// both.
 type Pool[T any] struct {
 	// New makes an object when the pool has none; if nil, Get returns
 	// new(T).
 	New func() *T
 
+	// base is the handle array, published with an atomic store once the
+	// fields below are set (by NewPool, or on first use of a zero Pool):
+	// whoever loads it non-nil sees them.
+	base   unsafe.Pointer
+	setup  sync.Mutex // serializes the first use of a zero Pool
 	perCPU uint32
 	objs   []*T           // objs[h]: the object of handle h while h is full
 	table  unsafe.Pointer // &objs[0]
-	mem    []uint64       // the handle array
-	base   unsafe.Pointer
+	mem    []uint64       // the handle array's memory
 	stride uintptr
 
 	shared struct {
@@ -54,6 +63,12 @@ type Pool[T any] struct {
 	}
 	maxOverflow int
 }
+
+// What a zero Pool keeps: objects per CPU, and in the shared overflow.
+const (
+	DefaultPoolPerCPU   = 32
+	DefaultPoolOverflow = 256
+)
 
 // NewPool returns a Pool that keeps up to perCPU free objects for each CPU
 // and overflow more in a shared list; newFn makes objects when there are
@@ -65,30 +80,57 @@ func NewPool[T any](perCPU, overflow int, newFn func() *T) (*Pool[T], error) {
 	if overflow < 0 {
 		return nil, errorf("NewPool: negative overflow size %d", overflow)
 	}
-	slots := rseq.Slots()
-	if uint64(perCPU)*uint64(slots) > 1<<32-1 {
-		return nil, errorf("NewPool: %d objects per CPU times %d slots exceed 2^32 handles", perCPU, slots)
+	if uint64(perCPU)*uint64(rseq.Slots()) > 1<<32-1 {
+		return nil, errorf("NewPool: %d objects per CPU times %d slots exceed 2^32 handles", perCPU, rseq.Slots())
 	}
-	p := &Pool[T]{New: newFn, perCPU: uint32(perCPU), maxOverflow: overflow}
+	p := &Pool[T]{New: newFn}
+	p.init(perCPU, overflow)
+	return p, nil
+}
+
+// init sets the pool up and publishes its handle array.
+func (p *Pool[T]) init(perCPU, overflow int) unsafe.Pointer {
+	slots := rseq.Slots()
+	p.perCPU, p.maxOverflow = uint32(perCPU), overflow
 	p.objs = make([]*T, perCPU*slots)
 	p.table = unsafe.Pointer(&p.objs[0])
 	p.stride = (8 + uintptr(perCPU)*4 + line - 1) / line * line
-	p.mem, p.base = words(slots, p.stride)
+	var base unsafe.Pointer
+	p.mem, base = words(slots, p.stride)
 	// Every slot starts with perCPU free handles of its own (set up before
 	// the pool is shared, so plain stores do): header f = e = 0.
 	for s := 0; s < slots; s++ {
-		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.stride+8)), perCPU)
+		hs := unsafe.Slice((*uint32)(unsafe.Add(base, uintptr(s)*p.stride+8)), perCPU)
 		for k := range hs {
 			hs[k] = uint32(s*perCPU + k)
 		}
 	}
-	return p, nil
+	atomic.StorePointer(&p.base, base)
+	return base
+}
+
+// handles returns the handle array, setting a zero Pool up first.
+func (p *Pool[T]) handles() unsafe.Pointer {
+	if b := atomic.LoadPointer(&p.base); b != nil {
+		return b
+	}
+	return p.setUp()
+}
+
+// setUp is the first use of a zero Pool.
+func (p *Pool[T]) setUp() unsafe.Pointer {
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	if b := atomic.LoadPointer(&p.base); b != nil {
+		return b
+	}
+	return p.init(DefaultPoolPerCPU, DefaultPoolOverflow)
 }
 
 // Get takes an object from the calling CPU's free list, else from the
 // overflow, else makes one.
 func (p *Pool[T]) Get() *T {
-	if _, _, v, ok := rseq.TakeHandle(p.base, p.stride, rseq.ByCPU, p.table); ok {
+	if _, _, v, ok := rseq.TakeHandle(p.handles(), p.stride, rseq.ByCPU, p.table); ok {
 		return (*T)(v)
 	}
 	return p.getSlow()
@@ -118,7 +160,8 @@ func (p *Pool[T]) Put(x *T) {
 	if x == nil {
 		return
 	}
-	slot, h, ok := rseq.ClaimHandle(p.base, p.stride, rseq.ByCPU, p.perCPU)
+	base := p.handles()
+	slot, h, ok := rseq.ClaimHandle(base, p.stride, rseq.ByCPU, p.perCPU)
 	if !ok {
 		if h, ok = p.spare(slot); !ok {
 			p.overflow(x, nil)
@@ -126,7 +169,7 @@ func (p *Pool[T]) Put(x *T) {
 		}
 	}
 	p.objs[h] = x // the entry is h's, and this goroutine owns h
-	if _, ok := rseq.PutHandle(p.base, p.stride, rseq.ByCPU, h); !ok {
+	if _, ok := rseq.PutHandle(base, p.stride, rseq.ByCPU, h); !ok {
 		// The goroutine moved to a CPU whose slot has every handle it has
 		// room for.
 		p.objs[h] = nil
@@ -155,7 +198,7 @@ func (p *Pool[T]) spare(slot int) (uint32, bool) {
 // header returns the full count and the start of the free part of slot,
 // read without synchronizing with the sections: a hint.
 func (p *Pool[T]) header(slot int) (f, e uint32) {
-	w := atomic.LoadUint64((*uint64)(unsafe.Add(p.base, uintptr(slot)*p.stride)))
+	w := atomic.LoadUint64((*uint64)(unsafe.Add(p.handles(), uintptr(slot)*p.stride)))
 	return uint32(w), uint32(w >> 32)
 }
 

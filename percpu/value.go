@@ -2,6 +2,7 @@ package percpu
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorseq/rseq"
 )
@@ -33,10 +34,17 @@ import (
 // the function given to Update or Range may do anything with it except
 // call Update or Range on the same Value (the shard's lock is held and is
 // not reentrant) and block for long (other updaters on that CPU wait).
+//
+// The zero Value is ready to use: its shards hold the zero T, made on first
+// use. NewValue gives them other initial values.
 type Value[T any] struct {
+	st atomic.Pointer[valueState[T]] // nil until first use of a zero Value
+	mu sync.Mutex                    // serializes Range and the set-up
+}
+
+type valueState[T any] struct {
 	shards []valueShard[T]
 	fenced bool // false: locked mode (see fenced)
-	mu     sync.Mutex
 }
 
 type valueShard[T any] struct {
@@ -57,13 +65,34 @@ const (
 // NewValue returns a Value whose shards are made by init (the zero T if
 // init is nil).
 func NewValue[T any](init func(*T)) *Value[T] {
-	v := &Value[T]{shards: make([]valueShard[T], rseq.Slots()), fenced: fenced()}
+	v := &Value[T]{}
+	v.st.Store(newValueState(init))
+	return v
+}
+
+func newValueState[T any](init func(*T)) *valueState[T] {
+	st := &valueState[T]{shards: make([]valueShard[T], rseq.Slots()), fenced: fenced()}
 	if init != nil {
-		for i := range v.shards {
-			init(&v.shards[i].v)
+		for i := range st.shards {
+			init(&st.shards[i].v)
 		}
 	}
-	return v
+	return st
+}
+
+// state returns the Value's shards, setting a zero Value up first.
+func (v *Value[T]) state() *valueState[T] {
+	if st := v.st.Load(); st != nil {
+		return st
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if st := v.st.Load(); st != nil {
+		return st
+	}
+	st := newValueState[T](nil)
+	v.st.Store(st)
+	return st
 }
 
 // Update calls f with the calling CPU's shard, holding that shard's lock.
@@ -71,13 +100,13 @@ func NewValue[T any](init func(*T)) *Value[T] {
 // may move to another CPU while f runs, and the shard stays locked (and
 // consistent) all the same.
 func (v *Value[T]) Update(f func(*T)) {
-	sh := v.lock()
+	sh := v.state().lock()
 	defer setWord(&sh.lock, unlocked) // release: f's stores come first
 	f(&sh.v)
 }
 
 // lock takes the lock of the calling CPU's shard.
-func (v *Value[T]) lock() *valueShard[T] {
+func (v *valueState[T]) lock() *valueShard[T] {
 	if !v.fenced {
 		return v.lockAtomic()
 	}
@@ -97,7 +126,7 @@ func (v *Value[T]) lock() *valueShard[T] {
 
 // lockAtomic is lock in locked mode: an atomic compare-and-swap on the
 // shard of the CPU the thread runs on (any shard would be correct).
-func (v *Value[T]) lockAtomic() *valueShard[T] {
+func (v *valueState[T]) lockAtomic() *valueShard[T] {
 	tries := 0
 	for {
 		slot := rseq.CPU()
@@ -116,23 +145,33 @@ func (v *Value[T]) lockAtomic() *valueShard[T] {
 // every shard in a consistent state and may read, merge or change it.
 // Updates to shards not being visited go on meanwhile: the shards together
 // are not a snapshot. Calls of Range are serialized.
-func (v *Value[T]) Range(f func(*T)) {
+//
+// Range returns an error, and stops, only if it cannot exclude the
+// restartable sections of a CPU (the membarrier system call refused after
+// the Value was made): the shards visited before were visited, the others
+// were not touched, and the Value stays usable.
+func (v *Value[T]) Range(f func(*T)) error {
+	st := v.state()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for i := range v.shards {
-		sh := &v.shards[i]
-		lockRemote(&sh.lock, i, v.fenced,
+	for i := range st.shards {
+		sh := &st.shards[i]
+		if _, err := lockRemote(&sh.lock, i, st.fenced,
 			func(w uintptr) bool { return w == unlocked },
-			func(uintptr) uintptr { return lockedFar })
+			func(uintptr) uintptr { return lockedFar }); err != nil {
+			return err
+		}
 		f(&sh.v)
 		unlockRemote(&sh.lock, lockedFar, unlocked)
 	}
+	return nil
 }
 
 // Merge folds every shard into one result: it calls merge(&acc, shard) for
-// each shard under its lock, starting from the zero R.
-func Merge[T, R any](v *Value[T], merge func(acc *R, shard *T)) R {
+// each shard under its lock, starting from the zero R. Its error is
+// Range's: the result then covers only the shards visited.
+func Merge[T, R any](v *Value[T], merge func(acc *R, shard *T)) (R, error) {
 	var acc R
-	v.Range(func(s *T) { merge(&acc, s) })
-	return acc
+	err := v.Range(func(s *T) { merge(&acc, s) })
+	return acc, err
 }

@@ -31,7 +31,7 @@ func testValueExact(t *testing.T) {
 					return
 				default:
 				}
-				v.Range(func(p *pair) {
+				err := v.Range(func(p *pair) {
 					if p.a != p.b {
 						bad.Add(1)
 					}
@@ -40,6 +40,10 @@ func testValueExact(t *testing.T) {
 						p.a, p.b = 0, 0
 					}
 				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		}()
 		counts = until(G, func(g, i int) bool {
@@ -62,7 +66,7 @@ func testValueExact(t *testing.T) {
 	if bad.Load() != 0 {
 		t.Errorf("%d times a shard was seen mid-update: the per-CPU lock let two holders in", bad.Load())
 	}
-	total := Merge(v, func(acc *pair, p *pair) {
+	total := mustMerge(t, v, func(acc *pair, p *pair) {
 		acc.a += p.a
 		acc.calls += p.calls
 	})
@@ -72,7 +76,7 @@ func testValueExact(t *testing.T) {
 	if total.calls != int64(n) {
 		t.Fatalf("calls %d, want %d", total.calls, n)
 	}
-	hist := Merge(v, func(acc *map[int]int, p *pair) {
+	hist := mustMerge(t, v, func(acc *map[int]int, p *pair) {
 		if *acc == nil {
 			*acc = map[int]int{}
 		}
@@ -97,12 +101,24 @@ func TestValueExact(t *testing.T) {
 func TestValueZeroInit(t *testing.T) {
 	v := NewValue[int](nil)
 	v.Update(func(p *int) { *p += 5 })
-	if got := Merge(v, func(acc *int, p *int) { *acc += *p }); got != 5 {
+	if got := mustMerge(t, v, func(acc *int, p *int) { *acc += *p }); got != 5 {
 		t.Fatalf("sum %d, want 5", got)
 	}
 	shards := 0
-	v.Range(func(*int) { shards++ })
+	if err := v.Range(func(*int) { shards++ }); err != nil {
+		t.Fatal(err)
+	}
 	if shards != rseqSlots() {
 		t.Fatalf("Range visited %d shards, want %d", shards, rseqSlots())
 	}
+}
+
+// mustMerge is Merge, failing the test on an error.
+func mustMerge[T, R any](t *testing.T, v *Value[T], merge func(acc *R, shard *T)) R {
+	t.Helper()
+	r, err := Merge(v, merge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
