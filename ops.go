@@ -67,6 +67,14 @@ import (
 //   - Under the fallback, every operation runs under a mutex.
 
 // Index selects what numbers the slots of a per-CPU array.
+//
+// An array is numbered one way for its whole life: every operation on it
+// must pass the same Index. Slot k belongs to CPU k under ByCPU and to
+// concurrency id k under ByConcurrencyID, and the thread with CPU k and the
+// thread with concurrency id k generally run at the same time on different
+// CPUs: mixing the two on one array lets two sections update one slot at
+// once, and updates are lost. (The structures of package percpu use ByCPU
+// throughout.)
 type Index uint8
 
 const (
@@ -262,6 +270,10 @@ func CopyThenCommitRelease(ix Index, slot int, v *uintptr, expect uintptr, dst, 
 // or restarted, and the value read is final until the next section runs.
 // Give the remote writer values that sections never store (say, 2 where a
 // per-CPU lock's sections store 1), so the re-read tells who won.
+//
+// The recipe as stated is for ByCPU arrays, where Fence(slot) reaches the
+// CPU that owns the slot. In a ByConcurrencyID array the thread that holds
+// concurrency id k may run on any CPU: call FenceAll instead.
 func CompareAndStoreRemote(v *uintptr, expect, new uintptr) bool {
 	mu := fallbackLock(uintptr(unsafe.Pointer(v)))
 	mu.Lock()
