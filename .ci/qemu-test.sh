@@ -216,13 +216,21 @@ else
 fi
 
 # --- qemu -------------------------------------------------------------------
-if ! command -v "$qemu" >/dev/null; then
+install_qemu() {
+	command -v "$qemu" >/dev/null && return 0 # another guest's run was first
 	log "apt-get update (system sources, to install $qemu_deb)"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || die "apt-get update failed"
 	log "installing $qemu_deb"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$qemu_deb" >&2 ||
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$qemu_deb" >&2 ||
 		die "installing $qemu_deb failed"
 	command -v "$qemu" >/dev/null || die "$qemu_deb installed no $qemu"
+}
+if ! command -v "$qemu" >/dev/null; then
+	# One installation at a time when guests run side by side (qemu-matrix.sh).
+	exec 9>"$cache/.install.lock"
+	flock 9
+	install_qemu
+	exec 9>&-
 fi
 command -v timeout >/dev/null || die "timeout(1) missing (coreutils)"
 
@@ -356,7 +364,7 @@ if [ ! -s "$kimage" ]; then
 	mkdir -p "$kdir"
 	printf '%s\n' "$version" >"$kdir/version"
 	printf '%s\n' "$release" >"$kdir/release"
-	cp "$img" "$kimage.tmp" && mv "$kimage.tmp" "$kimage"
+	cp "$img" "$kimage.tmp.$$" && mv "$kimage.tmp.$$" "$kimage"
 	rm -rf "$dl"
 fi
 kver=$(cat "$kdir/version" 2>/dev/null || echo unknown)
