@@ -22,14 +22,14 @@
 #             package with no test files for linux/ARCH is skipped (and said
 #             so in the summary).
 #
-# Helper programs: tests of ./inspect and ./torture build C and Go helper
-# programs at test time (gcc, go build); the guest has neither. When
-# .ci/prebuild.sh exists, it is run as `.ci/prebuild.sh ARCH OUTDIR` and must
-# leave the helpers in OUTDIR/<pkgdir>/<name> (e.g. OUTDIR/torture/percpu,
-# OUTDIR/torture/goprog, OUTDIR/inspect/threads); OUTDIR is packed as
-# /prebuilt and the tests see GORSEQ_PREBUILT=/prebuilt. Without the script,
-# inspect and torture are left out of the run (logged, and listed in the
-# summary as skipped).
+# Helper programs: tests of ./inspect, ./torture and ./cmd/rseq build C and
+# Go helper programs at test time (gcc, go build); the guest has neither.
+# When .ci/prebuild.sh exists, it is run as `.ci/prebuild.sh ARCH OUTDIR`
+# (one at a time: it may install a cross compiler) and must leave the helpers
+# in OUTDIR/<pkgdir>/<name> (e.g. OUTDIR/torture/percpu, OUTDIR/torture/goprog,
+# OUTDIR/inspect/threads); the whole of OUTDIR is packed as /prebuilt and the
+# tests see GORSEQ_PREBUILT=/prebuilt. Without the script, those packages are
+# left out of the run (logged, and listed in the summary as skipped).
 #
 # What the guest's tests see (kernel command line KEY=value entries, which
 # reach qemuinit and the test binaries as environment):
@@ -380,13 +380,18 @@ go build -o "$work/mkinitramfs" ./internal/qemuinit/mkinitramfs || die "building
 export CGO_ENABLED=0 GOOS=linux GOARCH="$arch"
 
 # Helper programs for the tests that build them at test time.
-prebuilt_pkgs=" inspect torture "
+prebuilt_pkgs=" inspect torture cmd_rseq "
 have_prebuilt=
 if [ -f .ci/prebuild.sh ]; then
 	log "building helper programs: .ci/prebuild.sh $arch $work/prebuilt"
 	mkdir -p "$work/prebuilt"
-	(unset CGO_ENABLED GOOS GOARCH && bash .ci/prebuild.sh "$arch" "$work/prebuilt" >&2) ||
-		die ".ci/prebuild.sh $arch failed"
+	# Under the install lock: the script may install a cross compiler, and
+	# guests run side by side (qemu-matrix.sh).
+	(
+		unset CGO_ENABLED GOOS GOARCH
+		flock 9
+		bash .ci/prebuild.sh "$arch" "$work/prebuilt" >&2
+	) 9>"$cache/.install.lock" || die ".ci/prebuild.sh $arch failed"
 	have_prebuilt=1
 	log "helper programs: $(cd "$work/prebuilt" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')"
 fi
