@@ -1,60 +1,146 @@
 #!/usr/bin/env bash
-# qemu-test.sh: run the project's Go tests on Debian 12's Linux 6.1 kernel
-# under qemu full-system emulation (TCG; no KVM needed).
+# qemu-test.sh: run the project's Go tests in ONE qemu guest (full-system
+# emulation, TCG; no KVM needed): a Debian kernel of a chosen series on amd64
+# or arm64, with internal/qemuinit as /init. .ci/qemu-matrix.sh runs the four
+# guests CI needs through this script.
 #
-# Linux 6.1 has rseq but not the auxv entries AT_RSEQ_FEATURE_SIZE and
-# AT_RSEQ_ALIGN (added in 6.3), so this exercises the library's legacy path
-# (the original 32-byte registration) on every CI run.
+# Usage: .ci/qemu-test.sh [--arch amd64|arm64] [--kernel SERIES] [PKG...] [-- TESTFLAG...]
 #
-# Usage: .ci/qemu-test.sh [PKG...] [-- TESTFLAG...]
-#
+#   --arch    guest architecture (default amd64). arm64 runs under
+#             qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on.
+#   --kernel  kernel series (default 6.1):
+#               6.1   linux-image-6.1.0-N-ARCH      (bookworm, bookworm-security)
+#               6.12  linux-image-6.12.N+deb12-ARCH (bookworm-security)
+#               7.N   linux-binary-7.N.M+deb13-ARCH (trixie-backports)
 #   PKG       Go packages of this module, or directories of packages (of any
 #             module), to test (default: the root package, and ./percpu
-#             when it exists). Each test binary is built with CGO_ENABLED=0
-#             (static), packed with internal/qemuinit as /init into a newc
-#             initramfs, and run in the guest with
-#             -test.short -test.v -test.timeout=... TESTFLAG...
-#             A package's testdata directory travels with its binary.
+#             when it exists). Each test binary is built for the guest with
+#             CGO_ENABLED=0 GOARCH=ARCH (static), packed with
+#             internal/qemuinit as /init into a newc initramfs, and run in the
+#             guest with -test.short -test.v -test.timeout=... TESTFLAG...
+#             A package's testdata directory travels with its binary. A
+#             package with no test files for linux/ARCH is skipped (and said
+#             so in the summary).
 #
-# The guest sees GORSEQ_QEMU=1 and GORSEQ_EXPECT_AUXV=0 in its environment.
-# Pass/fail comes from the guest's console: a "QEMU-TEST-RESULT <name>
-# exit=0" line for every binary and a "QEMU-TEST-END ... fail=0" line
-# (a panic or hang leaves them out); qemu's isa-debug-exit status is
-# checked as well.
+# Helper programs: tests of ./inspect, ./torture and ./cmd/rseq build C and
+# Go helper programs at test time (gcc, go build); the guest has neither.
+# When .ci/prebuild.sh exists, it is run as `.ci/prebuild.sh ARCH OUTDIR`
+# (one at a time: it may install a cross compiler) and must leave the helpers
+# in OUTDIR/<pkgdir>/<name> (e.g. OUTDIR/torture/percpu, OUTDIR/torture/goprog,
+# OUTDIR/inspect/threads); the whole of OUTDIR is packed as /prebuilt and the
+# tests see GORSEQ_PREBUILT=/prebuilt. Without the script, those packages are
+# left out of the run (logged, and listed in the summary as skipped).
 #
-# Run as root on Debian 12: installs qemu-system-x86 when missing, and
-# downloads (never installs) a linux-image-6.1.0-*-amd64 package into
-# the cache, whose vmlinuz is reused by later runs without any download.
+# What the guest's tests see (kernel command line KEY=value entries, which
+# reach qemuinit and the test binaries as environment):
+#   GORSEQ_QEMU=1                   running in a qemu guest (TCG: slow, noisy timing)
+#   GORSEQ_QEMU_ARCH                amd64 or arm64 (the guest's GOARCH)
+#   GORSEQ_QEMU_KERNEL              the kernel release (uname -r) booted
+#   GORSEQ_EXPECT_AUXV              0: the kernel has no AT_RSEQ_FEATURE_SIZE/ALIGN
+#                                   auxv entries (6.1, legacy 32-byte ABI);
+#                                   1: it has them (6.3 and later)
+#   GORSEQ_EXPECT_FEATURE_SIZE      with AUXV=1: AT_RSEQ_FEATURE_SIZE (6.12: 28; 7.x: 33)
+#   GORSEQ_EXPECT_ALIGN             with AUXV=1: AT_RSEQ_ALIGN (6.12: 32; 7.x: 64)
+#   GORSEQ_PREBUILT=/prebuilt       where the helper programs are (see above)
+#   GORSEQ_QEMU_TEST_TIMEOUT        per-binary limit, for qemuinit
+#   GORSEQ_QEMU_DEBUG_EXIT=0xf4     amd64 only: qemuinit's isa-debug-exit port
+# This script checks the first four itself too: the guest's QEMU-TEST-KERNEL
+# and QEMU-TEST-INFO lines (printed by qemuinit) must show the expected
+# machine, release and auxv entries, or the guest FAILs.
+#
+# Verdict: from the guest's console: a "QEMU-TEST-RESULT <name> exit=0" line
+# for every binary and a "QEMU-TEST-END ... fail=0" line (a panic, crash or
+# hang leaves them out, and the reason found in the console is reported). On
+# amd64 qemu's isa-debug-exit status is checked as well; on arm64 qemuinit
+# powers off through PSCI and qemu exits 0 whatever happened, so only the
+# markers count. Per binary, the top-level "--- PASS/FAIL/SKIP" lines of the
+# -test.v output are counted.
+#
+# Run as root on Debian 12: installs qemu-system-x86 or qemu-system-arm when
+# missing. Kernels are downloaded (never installed) through a private apt
+# configuration in the work directory (its own sources list, lists, cache and
+# architecture; the system's sources and dpkg architectures are not touched),
+# verified with the keyring below, and only the kernel image (vmlinuz, or the
+# uncompressed arm64 Image), its package version and its release are kept in
+# CACHE/<package>/{vmlinuz|Image,version,release}. Later runs use the newest cached package of the series
+# and download nothing.
 #
 # Environment:
 #   GORSEQ_QEMU_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/gorseq-qemu)
-#   GORSEQ_QEMU_KERNEL_PKG   kernel package (default: the newest cached one,
-#                            else the newest linux-image-6.1.0-N-amd64 in apt)
+#   GORSEQ_QEMU_KERNEL_PKG_<ARCH>_<SERIES>   kernel package for that guest, e.g.
+#                            GORSEQ_QEMU_KERNEL_PKG_ARM64_7_3=linux-binary-7.3.4+deb13-arm64
+#   GORSEQ_QEMU_KERNEL_PKG   kernel package for this run (the line above wins);
+#                            default: the newest cached package of the series,
+#                            else the newest one in the private apt lists
+#   GORSEQ_QEMU_REFRESH      non-empty: look up the newest package in apt even
+#                            when one of the series is cached
+#   GORSEQ_QEMU_MIRROR       Debian mirror (default http://deb.debian.org/debian)
+#   GORSEQ_QEMU_SECURITY_MIRROR  (default http://deb.debian.org/debian-security)
+#   GORSEQ_QEMU_APT_KEYRING  keyring verifying the suites' Release files (default
+#                            /usr/share/keyrings/debian-archive-keyring.gpg: on
+#                            Debian 12, debian-archive-keyring 2023.3+deb12u2
+#                            holds the bookworm and trixie keys, which sign
+#                            bookworm*, trixie* and sid)
 #   GORSEQ_QEMU_TEST_TIMEOUT seconds per test binary in the guest (default 180);
 #                            then Go's -test.timeout (20s less) or SIGQUIT hits
-#   GORSEQ_QEMU_TIMEOUT      seconds for the whole qemu run (default: 60, plus
-#                            the binary limit + 20 for each test binary)
+#   GORSEQ_QEMU_TIMEOUT      seconds for the whole qemu run (default: 60 on
+#                            amd64, 120 on arm64, plus the binary limit + 20
+#                            for each test binary)
 #   GORSEQ_QEMU_SMP, GORSEQ_QEMU_MEM   guest CPUs (2) and memory (1G)
-#   GORSEQ_QEMU_ACCEL        qemu accelerator (default tcg; kvm where /dev/kvm is usable)
+#   GORSEQ_QEMU_ACCEL        qemu accelerator (default tcg; kvm where /dev/kvm is
+#                            usable and the guest has the host's architecture)
 #   GORSEQ_QEMU_ARGS         extra qemu options, split at spaces (e.g. -singlestep)
 #   GORSEQ_QEMU_KEEP         non-empty: keep the work dir (initrd, console log)
+#   GORSEQ_QEMU_SUMMARY      file to write the machine-readable verdict to
+#                            (tab-separated; read by .ci/qemu-matrix.sh)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 script_start=$(date +%s)
-log() { printf 'qemu-test [+%ss]: %s\n' "$(($(date +%s) - script_start))" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
+tag="qemu-test"
+log() { printf '%s [+%ss]: %s\n' "$tag" "$(($(date +%s) - script_start))" "$*" >&2; }
 
+summary_file="${GORSEQ_QEMU_SUMMARY:-}"
+summary() { # summary KEY FIELD...: one line of the machine-readable verdict
+	if [ -n "$summary_file" ]; then
+		(
+			IFS=$'\t'
+			printf '%s\n' "$*"
+		) >>"$summary_file"
+	fi
+}
+die() {
+	log "FAIL: $*"
+	summary status FAIL
+	summary reason "$*"
+	exit 1
+}
+[ -z "$summary_file" ] || : >"$summary_file"
+
+# --- arguments --------------------------------------------------------------
+arch=amd64
+series=6.1
 pkgs=()
 testflags=()
 while [ $# -gt 0 ]; do
-	if [ "$1" = "--" ]; then
+	case "$1" in
+	--)
 		shift
 		testflags=("$@")
 		break
-	fi
+		;;
+	--arch) arch=${2:?--arch needs a value}; shift 2; continue ;;
+	--arch=*) arch=${1#--arch=}; shift; continue ;;
+	--kernel) series=${2:?--kernel needs a value}; shift 2; continue ;;
+	--kernel=*) series=${1#--kernel=}; shift; continue ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+		exit 0
+		;;
+	-*) die "unknown option $1 (see --help)" ;;
+	esac
 	pkgs+=("$1")
 	shift
 done
@@ -62,6 +148,53 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 	pkgs=(github.com/gorseq/rseq)
 	if [ -d percpu ]; then pkgs+=(github.com/gorseq/rseq/percpu); fi
 fi
+guest="$arch/$series"
+tag="qemu-test $guest"
+summary guest "$guest"
+
+# Per architecture: qemu, its package, machine options, console, uname -m.
+case "$arch" in
+amd64)
+	qemu=qemu-system-x86_64 qemu_deb=qemu-system-x86 console=ttyS0 umachine=x86_64 img_name=vmlinuz
+	machine=(-cpu max -device "isa-debug-exit,iobase=0xf4,iosize=0x04")
+	base_timeout=60
+	;;
+arm64)
+	qemu=qemu-system-aarch64 qemu_deb=qemu-system-arm console=ttyAMA0 umachine=aarch64 img_name=Image
+	# pauth-impdef: QEMU's default pointer authentication algorithm is
+	# emulated about 3x slower.
+	machine=(-M virt -cpu "max,pauth-impdef=on")
+	base_timeout=120
+	;;
+*) die "--arch $arch: want amd64 or arm64" ;;
+esac
+
+# Per kernel series: the package name pattern (an extended regexp, whole
+# name), the suites that carry it, where the image lies in the .deb, and what
+# the kernel reports for rseq (the guest's GORSEQ_EXPECT_*).
+mirror="${GORSEQ_QEMU_MIRROR:-http://deb.debian.org/debian}"
+secmirror="${GORSEQ_QEMU_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+case "$series" in
+6.1)
+	pkg_re="linux-image-6\.1\.0-[0-9]+-$arch"
+	suites=("$mirror bookworm" "$mirror bookworm-updates" "$secmirror bookworm-security")
+	image_glob='./boot/vmlinuz-*'
+	expect=(GORSEQ_EXPECT_AUXV=0)
+	;;
+6.12)
+	pkg_re="linux-image-6\.12\.[0-9]+\+deb12(\.[0-9]+)?-$arch"
+	suites=("$mirror bookworm" "$mirror bookworm-updates" "$secmirror bookworm-security")
+	image_glob='./boot/vmlinuz-*'
+	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=28 GORSEQ_EXPECT_ALIGN=32)
+	;;
+7.[0-9] | 7.[0-9][0-9])
+	pkg_re="linux-binary-${series//./\\.}\.[0-9]+\+deb13-$arch"
+	suites=("$mirror trixie-backports")
+	image_glob='./usr/lib/modules/*/vmlinuz'
+	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=33 GORSEQ_EXPECT_ALIGN=64)
+	;;
+*) die "--kernel $series: want 6.1, 6.12 or 7.N" ;;
+esac
 
 cache="${GORSEQ_QEMU_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/gorseq-qemu}"
 test_timeout="${GORSEQ_QEMU_TEST_TIMEOUT:-180}"
@@ -71,93 +204,213 @@ esac
 [ "$test_timeout" -ge 30 ] || die "GORSEQ_QEMU_TEST_TIMEOUT=$test_timeout: want at least 30 seconds"
 smp="${GORSEQ_QEMU_SMP:-2}"
 mem="${GORSEQ_QEMU_MEM:-1G}"
+host_arch=$(go env GOHOSTARCH 2>/dev/null || echo unknown)
 accel="${GORSEQ_QEMU_ACCEL:-tcg}"
 mkdir -p "$cache"
 
-apt_updated=
-apt_update() {
-	if [ -z "$apt_updated" ]; then
-		log "apt-get update"
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-		apt_updated=1
-	fi
-}
-
-# --- qemu ---------------------------------------------------------------
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	apt_update
-	log "installing qemu-system-x86"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >&2
-fi
-command -v timeout >/dev/null || die "timeout(1) missing (coreutils)"
-
-# --- kernel ---------------------------------------------------------------
-# Each kernel lives in $cache/<package>/ with vmlinuz and the package
-# version; only the vmlinuz is kept (the modules are not needed).
-kpkg="${GORSEQ_QEMU_KERNEL_PKG:-}"
-if [ -z "$kpkg" ]; then
-	kpkg=$(find "$cache" -mindepth 2 -maxdepth 2 -name vmlinuz -path '*/linux-image-6.1.0-*-amd64/*' 2>/dev/null |
-		sed 's|.*/\(linux-image-[^/]*\)/vmlinuz$|\1|' | sort -t- -k4,4n | tail -n1)
-fi
-if [ -z "$kpkg" ]; then
-	apt_update
-	kpkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' |
-		sort -t- -k4,4n | tail -n1)
-	[ -n "$kpkg" ] || die "no linux-image-6.1.0-N-amd64 package in apt (is this Debian 12 with bookworm sources?)"
-fi
-case "$kpkg" in
-linux-image-*) ;;
-*) die "GORSEQ_QEMU_KERNEL_PKG=$kpkg is not a linux-image package" ;;
-esac
-kdir="$cache/$kpkg"
-if [ ! -s "$kdir/vmlinuz" ]; then
-	apt_update
-	log "downloading $kpkg (kept in $kdir, not installed)"
-	dl=$(mktemp -d "$cache/.dl.XXXXXX")
-	(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >&2) || { rm -rf "$dl"; die "apt-get download $kpkg failed"; }
-	debs=("$dl"/*.deb)
-	deb=${debs[0]}
-	dpkg-deb -f "$deb" Version >"$dl/version"
-	# Like dpkg -x, but only the kernel image (not 400 MB of modules).
-	mkdir "$dl/x"
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dl/x" --wildcards './boot/vmlinuz-*' ||
-		{ rm -rf "$dl"; die "extracting boot/vmlinuz-* from $deb failed"; }
-	images=("$dl"/x/boot/vmlinuz-*)
-	vmlinuz=${images[0]}
-	[ -f "$vmlinuz" ] || { rm -rf "$dl"; die "$kpkg holds no boot/vmlinuz-*"; }
-	mkdir -p "$kdir"
-	cp "$dl/version" "$kdir/version"
-	cp "$vmlinuz" "$kdir/vmlinuz.tmp" && mv "$kdir/vmlinuz.tmp" "$kdir/vmlinuz"
-	rm -rf "$dl"
-fi
-kver=$(cat "$kdir/version" 2>/dev/null || echo unknown)
-log "kernel: $kpkg $kver"
-
-# --- build ----------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/gorseq-qemu.XXXXXX")
 if [ -n "${GORSEQ_QEMU_KEEP:-}" ]; then
 	log "keeping $work (initrd, console log)"
 else
 	trap 'rm -rf "$work"' EXIT
 fi
+
+# --- qemu -------------------------------------------------------------------
+install_qemu() {
+	command -v "$qemu" >/dev/null && return 0 # another guest's run was first
+	log "apt-get update (system sources, to install $qemu_deb)"
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || die "apt-get update failed"
+	log "installing $qemu_deb"
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$qemu_deb" >&2 ||
+		die "installing $qemu_deb failed"
+	command -v "$qemu" >/dev/null || die "$qemu_deb installed no $qemu"
+}
+if ! command -v "$qemu" >/dev/null; then
+	# One installation at a time when guests run side by side (qemu-matrix.sh).
+	exec 9>"$cache/.install.lock"
+	flock 9
+	install_qemu
+	exec 9>&-
+fi
+command -v timeout >/dev/null || die "timeout(1) missing (coreutils)"
+
+# --- kernel -----------------------------------------------------------------
+# The private apt configuration: its own sources list (only the suites of this
+# series, only this architecture), lists, caches and trust; the system's
+# configuration files (proxies etc.) still apply. Made on first use.
+keyring="${GORSEQ_QEMU_APT_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}"
+aptdir="$work/apt"
+apt_opts=(
+	-o "Dir::Etc::SourceList=$aptdir/sources.list"
+	-o "Dir::Etc::SourceParts=$aptdir/sources.list.d"
+	-o "Dir::Etc::Preferences=$aptdir/preferences"
+	-o "Dir::Etc::PreferencesParts=$aptdir/preferences.d"
+	-o "Dir::Etc::Trusted=$aptdir/trusted.gpg"
+	-o "Dir::Etc::TrustedParts=$aptdir/trusted.gpg.d"
+	-o "Dir::State::Lists=$aptdir/lists"
+	-o "Dir::Cache=$aptdir/cache"
+	-o "APT::Architecture=$arch"
+	-o "APT::Architectures=$arch"
+	-o "Acquire::Languages=none"
+	-o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
+	-o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
+	-o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
+	-o "APT::Sandbox::User=root"
+)
+apt_ready=
+private_apt() {
+	[ -z "$apt_ready" ] || return 0
+	[ -s "$keyring" ] || die "keyring $keyring missing (package debian-archive-keyring; or set GORSEQ_QEMU_APT_KEYRING)"
+	mkdir -p "$aptdir"/{sources.list.d,preferences.d,trusted.gpg.d,lists/partial,cache/archives/partial}
+	local s
+	for s in "${suites[@]}"; do
+		printf 'deb [arch=%s signed-by=%s] %s main\n' "$arch" "$keyring" "$s"
+	done >"$aptdir/sources.list"
+	log "apt-get update (private: ${suites[*]##* } for $arch, verified with $keyring)"
+	# --error-on=any: a Release file that fails verification, or an index that
+	# cannot be fetched, is an error, not a warning.
+	if ! apt-get "${apt_opts[@]}" -q --error-on=any update >"$aptdir/update.log" 2>&1; then
+		cat "$aptdir/update.log" >&2
+		die "private apt-get update failed (a NO_PUBKEY error means $keyring cannot verify the suite: install a newer debian-archive-keyring or set GORSEQ_QEMU_APT_KEYRING; verification is never turned off)"
+	fi
+	apt_ready=1
+}
+
+# newest_pkg: the newest real package matching pkg_re in the private lists
+# (by package version, as dpkg orders them).
+newest_pkg() {
+	private_apt
+	local names best="" bestv="" p v
+	names=$(apt-cache "${apt_opts[@]}" search --names-only "^${pkg_re}\$" | awk '{print $1}')
+	[ -n "$names" ] || return 0
+	# shellcheck disable=SC2086 # one name per word
+	while read -r p v; do
+		if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$bestv"; then
+			best=$p bestv=$v
+		fi
+	done < <(apt-cache "${apt_opts[@]}" show --no-all-versions $names |
+		awk '/^Package:/ {p=$2} /^Version:/ {print p, $2}')
+	printf '%s\n' "$best"
+}
+
+# newest_cached: the newest cached package of the series (by the version file).
+newest_cached() {
+	local d p v best="" bestv=""
+	for d in "$cache"/*/; do
+		p=$(basename "$d")
+		[[ "$p" =~ ^${pkg_re}$ ]] || continue
+		[ -s "$d/$img_name" ] || continue
+		v=$(cat "$d/version" 2>/dev/null) || continue
+		if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$bestv"; then
+			best=$p bestv=$v
+		fi
+	done
+	printf '%s\n' "$best"
+}
+
+series_var="GORSEQ_QEMU_KERNEL_PKG_${arch^^}_${series//./_}"
+kpkg="${!series_var:-${GORSEQ_QEMU_KERNEL_PKG:-}}"
+if [ -n "$kpkg" ]; then
+	[[ "$kpkg" =~ ^${pkg_re}$ ]] || log "warning: $kpkg does not look like a $series package for $arch ($pkg_re)"
+else
+	if [ -z "${GORSEQ_QEMU_REFRESH:-}" ]; then
+		kpkg=$(newest_cached)
+	fi
+	if [ -z "$kpkg" ]; then
+		private_apt
+		kpkg=$(newest_pkg)
+		[ -n "$kpkg" ] || die "no package matching $pkg_re in ${suites[*]}"
+		log "newest package of the series: $kpkg"
+	fi
+fi
+case "$kpkg" in
+linux-image-* | linux-binary-*) ;;
+*) die "kernel package $kpkg is not a linux-image-* or linux-binary-* package" ;;
+esac
+kdir="$cache/$kpkg"
+kimage="$kdir/$img_name"
+if [ ! -s "$kimage" ]; then
+	private_apt
+	log "downloading $kpkg (only its kernel image is kept, in $kdir; nothing is installed)"
+	dl="$work/dl"
+	mkdir -p "$dl"
+	(cd "$dl" && apt-get "${apt_opts[@]}" -q download "$kpkg" >&2) || die "apt-get download $kpkg failed"
+	debs=("$dl"/*.deb)
+	deb=${debs[0]}
+	[ -f "$deb" ] || die "apt-get download $kpkg left no .deb"
+	version=$(dpkg-deb -f "$deb" Version)
+	# Like dpkg -x, but only the kernel image (not hundreds of MB of modules).
+	mkdir "$dl/x"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dl/x" --wildcards "$image_glob" ||
+		die "extracting $image_glob from $deb failed"
+	# shellcheck disable=SC2206 # the glob is meant to expand
+	images=("$dl"/x/$image_glob)
+	img=${images[0]}
+	[ -f "$img" ] || die "$kpkg holds no $image_glob"
+	case "$image_glob" in
+	./boot/*) release=$(basename "$img"); release=${release#vmlinuz-} ;;
+	*) release=$(basename "$(dirname "$img")") ;;
+	esac
+	# qemu's -kernel wants the plain arm64 Image; Debian's may be compressed.
+	if [ "$arch" = arm64 ]; then
+		case "$(od -An -tx1 -N4 "$img" | tr -d ' ')" in
+		1f8b*) log "decompressing the gzip'ed image"; gzip -dc <"$img" >"$img.raw" && mv "$img.raw" "$img" ;;
+		28b52ffd) log "decompressing the zstd'ed image"; zstd -qdc <"$img" >"$img.raw" && mv "$img.raw" "$img" ;;
+		fd377a58) log "decompressing the xz'ed image"; xz -dc <"$img" >"$img.raw" && mv "$img.raw" "$img" ;;
+		esac
+		[ "$(od -An -c -j56 -N4 "$img" | tr -d ' ')" = ARMd ] ||
+			die "$kpkg: $image_glob is not an arm64 Image (no ARMd magic at offset 56)"
+	fi
+	mkdir -p "$kdir"
+	printf '%s\n' "$version" >"$kdir/version"
+	printf '%s\n' "$release" >"$kdir/release"
+	cp "$img" "$kimage.tmp.$$" && mv "$kimage.tmp.$$" "$kimage"
+	rm -rf "$dl"
+fi
+kver=$(cat "$kdir/version" 2>/dev/null || echo unknown)
+krel=$(cat "$kdir/release" 2>/dev/null || echo "${kpkg#linux-*-}")
+log "kernel: $kpkg $kver (release $krel)"
+summary release "$krel"
+summary package "$kpkg $kver"
+
+# --- build ------------------------------------------------------------------
 mkdir -p "$work/tests"
-# The packer runs here; everything else runs in the guest: static amd64.
+# The packer runs here; everything else runs in the guest: static, GOARCH=arch.
 go build -o "$work/mkinitramfs" ./internal/qemuinit/mkinitramfs || die "building mkinitramfs failed"
-export CGO_ENABLED=0 GOOS=linux GOARCH=amd64
+export CGO_ENABLED=0 GOOS=linux GOARCH="$arch"
+
+# Helper programs for the tests that build them at test time.
+prebuilt_pkgs=" inspect torture cmd_rseq "
+have_prebuilt=
+if [ -f .ci/prebuild.sh ]; then
+	log "building helper programs: .ci/prebuild.sh $arch $work/prebuilt"
+	mkdir -p "$work/prebuilt"
+	# Under the install lock: the script may install a cross compiler, and
+	# guests run side by side (qemu-matrix.sh).
+	(
+		unset CGO_ENABLED GOOS GOARCH
+		flock 9
+		bash .ci/prebuild.sh "$arch" "$work/prebuilt" >&2
+	) 9>"$cache/.install.lock" || die ".ci/prebuild.sh $arch failed"
+	have_prebuilt=1
+	log "helper programs: $(cd "$work/prebuilt" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')"
+fi
 
 modpath=$(go list -m)
 specs=()
 names=()
+skipped=()
 for pkg in "${pkgs[@]}"; do
 	# A PKG that is a directory may belong to another module (built there);
 	# anything else is a package pattern of this module.
 	if [ -d "$pkg" ]; then
 		dir=$(cd "$pkg" && pwd)
 	else
-		dir=$(go list -f '{{.Dir}}' "$pkg") || die "go list $pkg failed"
+		dir=$(go list -e -f '{{.Dir}}' "$pkg") || die "go list $pkg failed"
 		[ "$(printf '%s\n' "$dir" | wc -l)" -eq 1 ] || die "$pkg names several packages: list them one by one"
+		[ -n "$dir" ] || die "go list $pkg: no such package"
 	fi
-	ipath=$(go -C "$dir" list -f '{{.ImportPath}}' .) || die "go list in $dir failed"
+	ipath=$(go -C "$dir" list -e -f '{{.ImportPath}}' .) || die "go list in $dir failed"
 	if [ "$ipath" = "$modpath" ]; then
 		name=$(basename "$modpath")
 	elif [[ "$ipath" == "$modpath/"* ]]; then
@@ -166,13 +419,30 @@ for pkg in "${pkgs[@]}"; do
 		name=$(basename "$ipath")
 	fi
 	name=${name//\//_}
+	# No test files for this GOARCH (e.g. build tags linux && amd64): skip
+	# visibly rather than fail.
+	ntests=$(go -C "$dir" list -e -f '{{len .TestGoFiles}} {{len .XTestGoFiles}}' . | awk '{print $1 + $2}')
+	if [ "${ntests:-0}" -eq 0 ]; then
+		log "SKIPPED $ipath: no test files for linux/$arch"
+		skipped+=("$name")
+		summary skip "$name" "no test files for linux/$arch"
+		continue
+	fi
+	if [[ "$prebuilt_pkgs" == *" $name "* ]] && [ -z "$have_prebuilt" ]; then
+		log "SKIPPED $ipath: its tests build helper programs (gcc, go) the guest lacks, and .ci/prebuild.sh (GORSEQ_PREBUILT) does not exist yet"
+		skipped+=("$name")
+		summary skip "$name" "no .ci/prebuild.sh for its helper programs"
+		continue
+	fi
 	[ ! -e "$work/tests/$name" ] || die "two packages map to the test name $name"
 	mkdir -p "$work/tests/$name"
-	log "building test binary $ipath"
-	go -C "$dir" test -c -o "$work/tests/$name/$name.test" . >&2 || die "go test -c $ipath failed"
+	log "building test binary $ipath (linux/$arch)"
+	go -C "$dir" test -c -o "$work/tests/$name/$name.test" . >&2 || die "go test -c $ipath (linux/$arch) failed"
 	if [ ! -f "$work/tests/$name/$name.test" ]; then
-		log "$ipath has no test files: skipped"
+		log "SKIPPED $ipath: no test binary (no test files)"
 		rmdir "$work/tests/$name"
+		skipped+=("$name")
+		summary skip "$name" "no test binary for linux/$arch"
 		continue
 	fi
 	names+=("$name")
@@ -195,65 +465,150 @@ done
 for n in "${names[@]}"; do
 	specs+=("tests/$n/$n.test=$work/tests/$n/$n.test")
 done
+if [ -n "$have_prebuilt" ]; then
+	specs+=("prebuilt=$work/prebuilt")
+fi
 "$work/mkinitramfs" -o "$work/initrd" -init "$work/init" "tests/args=$work/args" "${specs[@]}" ||
 	die "packing the initramfs failed"
-log "initramfs: $(du -h "$work/initrd" | cut -f1) with ${names[*]}"
+log "initramfs: $(du -h "$work/initrd" | cut -f1) with ${names[*]}${have_prebuilt:+ and /prebuilt}"
 
-# --- boot -----------------------------------------------------------------
+# --- boot -------------------------------------------------------------------
 # Enough for the boot and every binary running into its guest-side limit.
-host_timeout="${GORSEQ_QEMU_TIMEOUT:-$((60 + ${#names[@]} * (test_timeout + 20)))}"
-append="console=ttyS0 quiet panic=-1 GORSEQ_QEMU=1 GORSEQ_EXPECT_AUXV=0"
-append+=" GORSEQ_QEMU_DEBUG_EXIT=0xf4 GORSEQ_QEMU_TEST_TIMEOUT=${test_timeout}s"
-log "booting $kpkg under qemu ($accel, $smp CPUs, $mem), limit ${host_timeout}s"
+host_timeout="${GORSEQ_QEMU_TIMEOUT:-$((base_timeout + ${#names[@]} * (test_timeout + 20)))}"
+env=(GORSEQ_QEMU=1 "GORSEQ_QEMU_ARCH=$arch" "GORSEQ_QEMU_KERNEL=$krel" "${expect[@]}")
+[ -z "$have_prebuilt" ] || env+=(GORSEQ_PREBUILT=/prebuilt)
+env+=("GORSEQ_QEMU_TEST_TIMEOUT=${test_timeout}s")
+[ "$arch" != amd64 ] || env+=(GORSEQ_QEMU_DEBUG_EXIT=0xf4)
+append="console=$console quiet panic=-1 ${env[*]}"
+if [ "$accel" = tcg ]; then
+	accel_opt=tcg
+else
+	[ "$host_arch" = "$arch" ] || die "GORSEQ_QEMU_ACCEL=$accel: only tcg can run an $arch guest on $host_arch"
+	accel_opt=$accel
+fi
+log "booting $kpkg under $qemu ($accel_opt, $smp CPUs, $mem), limit ${host_timeout}s"
+log "guest environment: ${env[*]}"
 read -r -a extra <<<"${GORSEQ_QEMU_ARGS:-}"
 start=$(date +%s)
 set +e
-timeout -k 10 "$host_timeout" qemu-system-x86_64 \
-	-nographic -no-reboot -m "$mem" -smp "$smp" -accel "$accel" -cpu max -nic none \
-	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-kernel "$kdir/vmlinuz" -initrd "$work/initrd" -append "$append" \
+timeout -k 10 "$host_timeout" "$qemu" \
+	-nographic -no-reboot -m "$mem" -smp "$smp" -accel "$accel_opt" -nic none \
+	"${machine[@]}" \
+	-kernel "$kimage" -initrd "$work/initrd" -append "$append" \
 	${extra[@]+"${extra[@]}"} \
 	</dev/null 2>&1 | tee "$work/console.raw" |
 	sed -u -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\r$//'
 qemu_rc=${PIPESTATUS[0]}
 set -e
-elapsed=$(( $(date +%s) - start ))
-tr -d '\r' <"$work/console.raw" >"$work/console"
+elapsed=$(($(date +%s) - start))
+sed -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\r//g' "$work/console.raw" >"$work/console"
+summary time "$elapsed"
 
-# --- verdict --------------------------------------------------------------
+# --- verdict ----------------------------------------------------------------
 fail=0
+reasons=()
+failed() { # failed REASON: the guest fails, for this reason
+	echo "FAIL: $*"
+	reasons+=("$*")
+	fail=1
+}
 echo
-echo "=== qemu-test summary ($kpkg $kver, ${elapsed}s, qemu exit $qemu_rc)"
-grep -oE 'QEMU-TEST-(KERNEL|INFO) .*' "$work/console" || true
+echo "=== qemu-test summary: $guest, $kpkg $kver, ${elapsed}s, qemu exit $qemu_rc"
+kline=$(grep -oE 'QEMU-TEST-KERNEL .*' "$work/console" | tail -n1 || true)
+iline=$(grep -oE 'QEMU-TEST-INFO .*' "$work/console" | tail -n1 || true)
+[ -z "$kline" ] || echo "$kline"
+[ -z "$iline" ] || echo "$iline"
+
+# What the guest reported must be what was meant to boot.
+if [ -n "$kline" ]; then
+	[[ "$kline" == *" release=$krel "* ]] || failed "guest runs $(sed -E 's/.* release=([^ ]*).*/\1/' <<<"$kline"), not $krel"
+	[[ "$kline" == *" machine=$umachine "* ]] || failed "guest machine is not $umachine: $kline"
+fi
+if [ -n "$iline" ]; then
+	want_size=absent want_align=absent
+	for e in "${expect[@]}"; do
+		case "$e" in
+		GORSEQ_EXPECT_FEATURE_SIZE=*) want_size=${e#*=} ;;
+		GORSEQ_EXPECT_ALIGN=*) want_align=${e#*=} ;;
+		esac
+	done
+	[[ "$iline" == *" AT_RSEQ_FEATURE_SIZE=$want_size "* ]] || failed "expected AT_RSEQ_FEATURE_SIZE=$want_size: $iline"
+	[[ "$iline" == *" AT_RSEQ_ALIGN=$want_align "* ]] || failed "expected AT_RSEQ_ALIGN=$want_align: $iline"
+	[[ "$iline" == *"rseq(NULL,0,0,0)=EINVAL"* ]] || failed "the rseq probe did not return EINVAL (no rseq?): $iline"
+fi
+
+# Per binary: its result line, and the -test.v counts of the output since the
+# previous result line (top-level tests only: "--- X:" at the line start).
+awk '
+	/^--- PASS: / { p++ } /^--- FAIL: / { f++ } /^--- SKIP: / { s++ }
+	/^testing: warning: no tests to run/ { none = 1 }
+	/QEMU-TEST-RESULT [^ ]+ exit=/ {
+		sub(/.*QEMU-TEST-RESULT /, "")
+		print $1, p + 0, f + 0, s + 0, none + 0
+		p = f = s = none = 0
+	}
+' "$work/console" >"$work/counts"
+total_p=0 total_f=0 total_s=0
 for n in "${names[@]}"; do
 	line=$(grep -F "QEMU-TEST-RESULT $n exit=" "$work/console" | tail -n1 || true)
+	read -r _ p f s none < <(grep -E "^$n " "$work/counts" | tail -n1 || echo "$n 0 0 0 0") || true
+	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
+	counts="pass=$p fail=$f skip=$s"
+	[ "$none" -eq 0 ] || counts+=" (no tests to run)"
+	[ "$((p + f + s))" -gt 0 ] || [ "$none" -ne 0 ] || [ -z "$line" ] || counts+=" (no test ran)"
 	if [ -z "$line" ]; then
 		echo "FAIL $n: no result line (guest crashed, hung or was cut off)"
+		reasons+=("$n: no result")
+		summary bin "$n" FAIL "$p" "$f" "$s" "-" "no result line"
 		fail=1
-	elif [[ "$line" == *"QEMU-TEST-RESULT $n exit=0 "* ]]; then
-		echo "ok   $n: ${line#*QEMU-TEST-RESULT }"
+		continue
+	fi
+	res=${line#*QEMU-TEST-RESULT }
+	t=$(sed -E 's/.* time=([^ ]*).*/\1/' <<<"$res")
+	if [[ "$line" == *"QEMU-TEST-RESULT $n exit=0 "* ]]; then
+		echo "ok   $n: $res; $counts"
+		summary bin "$n" PASS "$p" "$f" "$s" "$t" "$([ "$none" -eq 0 ] || echo 'no tests to run')"
 	else
-		echo "FAIL $n: ${line#*QEMU-TEST-RESULT }"
+		echo "FAIL $n: $res; $counts"
+		# The first failed test of the binary's output, else its first panic.
+		firstfail=$(awk -v n="$n" '
+			/QEMU-TEST-RESULT / { if ($2 == n) { print (ff != "" ? "first failure " ff : pn); exit } ff = pn = "" }
+			/^--- FAIL: / && ff == "" { ff = $3 }
+			/^panic: / && pn == "" { pn = substr($0, 1, 100) }' "$work/console")
+		why="${res#"$n "}${firstfail:+, $firstfail}"
+		reasons+=("$n: $why")
+		summary bin "$n" FAIL "$p" "$f" "$s" "$t" "$why"
 		fail=1
 	fi
 done
+for n in ${skipped[@]+"${skipped[@]}"}; do
+	echo "skip $n: not run in this guest (see the log above)"
+done
 end=$(grep -oE 'QEMU-TEST-END pass=[0-9]+ fail=[0-9]+$' "$work/console" | tail -n1 || true)
 if [ -z "$end" ]; then
-	echo "FAIL: no QEMU-TEST-END line (the guest did not finish)"
-	fail=1
+	# Say why: a kernel panic or oops, init dying, or the time limit.
+	why=$(grep -m1 -oE '(Kernel panic - not syncing:.*|Attempted to kill init.*|Internal error:.*|BUG: .*|Unable to handle kernel .*|fatal error: .*|panic: .*)' "$work/console" || true)
+	case $qemu_rc in
+	124 | 137) why="timed out after ${host_timeout}s${why:+; $why}" ;;
+	esac
+	[ -n "$why" ] || why="last console line: $(grep -v '^\s*$' "$work/console" | tail -n1 | cut -c1-160)"
+	failed "no QEMU-TEST-END line (the guest did not finish): $why"
 elif [[ "$end" != *" fail=0" ]]; then
-	echo "FAIL: $end"
-	fail=1
+	failed "$end"
 fi
-case $qemu_rc in
-1) ;;          # isa-debug-exit with 0: the guest reported success
-0) ;;          # powered off without the debug-exit device: markers decide
-3) echo "FAIL: the guest reported failure through isa-debug-exit"; fail=1 ;;
-124 | 137) echo "FAIL: timed out after ${host_timeout}s"; fail=1 ;;
-*) echo "FAIL: qemu exited with status $qemu_rc"; fail=1 ;;
+case $arch/$qemu_rc in
+amd64/1) ;;   # isa-debug-exit with 0: the guest reported success
+*/0) ;;       # powered off without the debug-exit device: markers decide
+amd64/3) failed "the guest reported failure through isa-debug-exit" ;;
+*/124 | */137) [ -z "$end" ] || failed "timed out after ${host_timeout}s" ;;
+*) failed "qemu exited with status $qemu_rc" ;;
 esac
+summary counts "$total_p" "$total_f" "$total_s"
 if [ $fail -ne 0 ]; then
-	echo "qemu-test: FAILED"
+	summary status FAIL
+	summary reason "$(printf '%s; ' "${reasons[@]}" | sed 's/; $//')"
+	echo "qemu-test $guest: FAILED"
 	exit 1
 fi
-echo "qemu-test: PASS"
+summary status PASS
+echo "qemu-test $guest: PASS"

@@ -16,6 +16,13 @@
 //
 // then powers the machine off. A missing end line means the run failed.
 //
+// It runs on amd64 (qemu-system-x86_64, console ttyS0) and arm64
+// (qemu-system-aarch64 -M virt, console ttyAMA0) guests alike. The power-off
+// is reboot(LINUX_REBOOT_CMD_POWER_OFF): ACPI on x86, PSCI SYSTEM_OFF on the
+// arm64 virt machine; either way qemu exits with status 0, whatever the
+// outcome, so the host script reads the verdict from the markers (and, on
+// x86 only, from the isa-debug-exit device below).
+//
 // The binaries are those named on the kernel command line after "--", or
 // else every /tests/NAME/*.test and /tests/*.test. Each runs in its own
 // directory, with the arguments listed one per line in /tests/args followed
@@ -28,8 +35,8 @@
 //	GORSEQ_QEMU_TEST_TIMEOUT  time allowed to each binary (default 5m);
 //	                          then SIGQUIT, and SIGKILL 15s later
 //	GORSEQ_QEMU_DEBUG_EXIT    I/O port of qemu's isa-debug-exit device (e.g.
-//	                          0xf4): write 0 there if all passed, else 1,
-//	                          so qemu exits with status 1 or 3
+//	                          0xf4; x86 only): write 0 there if all passed,
+//	                          else 1, so qemu exits with status 1 or 3
 package main
 
 import (
@@ -200,9 +207,9 @@ func rseqInfo() string {
 }
 
 // shutdown powers the machine off, after telling qemu's isa-debug-exit
-// device the outcome when one is configured. If power-off fails, init
-// exits: the kernel panics and, booted with panic=-1 under qemu -no-reboot,
-// qemu stops.
+// device the outcome when one is configured (x86 only: arm64 has no I/O
+// ports). If power-off fails, init exits: the kernel panics and, booted with
+// panic=-1 under qemu -no-reboot, qemu stops.
 func shutdown(fail int) {
 	// The console is a serial line: wait until everything written has gone
 	// out, or qemu may stop before the last lines (the markers) leave.
