@@ -73,6 +73,7 @@ func TestIDsAgreeWithGetcpu(t *testing.T) {
 // kills threads (locked goroutines that exit) and creates new ones, and
 // checks every thread's ids and areas.
 func TestRegistrationManyThreads(t *testing.T) {
+	requireVerifiedRuntime(t)
 	if features.Mode != ModeOwn {
 		t.Skipf("mode %v", features.Mode)
 	}
@@ -153,6 +154,7 @@ func TestRegistrationManyThreads(t *testing.T) {
 // TestKernelErrorRules checks the rseq system call's error rules through
 // the package's own registration code, on a locked thread.
 func TestKernelErrorRules(t *testing.T) {
+	requireVerifiedRuntime(t)
 	if features.Mode != ModeOwn {
 		t.Skipf("mode %v: the package does not register areas itself", features.Mode)
 	}
@@ -307,6 +309,7 @@ func TestReadOnlyFieldsEnforced(t *testing.T) {
 		readOnlyChild()
 		return
 	}
+	requireVerifiedRuntime(t)
 	f := Features()
 	switch {
 	case f.Mode != ModeOwn:

@@ -70,5 +70,8 @@ func checkPlatformLayout(m uintptr) error {
 	if want := m + mTLSOffset + 8; base != want {
 		return fmt.Errorf("%w (A1): FS base is %#x, not &m.tls[1] (%#x): settls changed", errLayout, base, want)
 	}
+	if base+threadSlotOffset != m+mThreadSlotOffset {
+		return fmt.Errorf("%w (A1): THREAD_SLOT(FS) is not m.tls[2]", errLayout)
+	}
 	return nil
 }
