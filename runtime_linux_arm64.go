@@ -23,6 +23,7 @@ package rseq
 //      pointer cannot tell cgo apart, iscgo can.
 
 import (
+	"errors"
 	_ "unsafe" // for go:linkname
 )
 
@@ -38,8 +39,15 @@ func peek64(addr uintptr) uint64 // *(*uint64)(addr) for memory the Go GC does n
 func peek32(addr uintptr) uint32 // *(*uint32)(addr)
 func peek8(addr uintptr) uint8   // *(*uint8)(addr)
 
-// processIsCgo reports whether the process runs with cgo (B2).
-func processIsCgo() (bool, error) { return runtimeIsCgo, nil }
+// processIsCgo reports whether the process runs with cgo (B2). With cgo
+// the thread pointer must be glibc's: a zero TPIDR_EL0 would put the area
+// at __rseq_offset from address 0.
+func processIsCgo() (bool, error) {
+	if runtimeIsCgo && threadPointer() == 0 {
+		return true, errors.New("the process runs with cgo but TPIDR_EL0 is 0: no C library thread pointer")
+	}
+	return runtimeIsCgo, nil
+}
 
 // checkPlatformLayout has nothing to add on arm64: the slot is reached
 // through g.m alone, which checkMLayout has checked.
