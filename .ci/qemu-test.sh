@@ -41,6 +41,14 @@
 #                                   1: it has them (6.3 and later)
 #   GORSEQ_EXPECT_FEATURE_SIZE      with AUXV=1: AT_RSEQ_FEATURE_SIZE (6.12: 28; 7.x: 33)
 #   GORSEQ_EXPECT_ALIGN             with AUXV=1: AT_RSEQ_ALIGN (6.12: 32; 7.x: 64)
+#   GORSEQ_EXPECT_AREA_SIZE         the length of the areas the package registers
+#                                   (32, or 64 on 7.x: feature size 33 rounded up to 64)
+#   GORSEQ_EXPECT_SLICE_EXTENSION   false: the kernel offers no time-slice extension
+#                                   (Debian builds without CONFIG_RSEQ_SLICE_EXTENSION)
+#   GORSEQ_EXPECT_RO_ENFORCED       1 (7.x): the kernel kills a writer of cpu_id
+#                                   (TestReadOnlyFieldsEnforced must see it)
+#   GORSEQ_EXPECT_OPERATIONS=1      the test binaries fail at once if the per-CPU
+#                                   operations do not run as restartable sections
 #   GORSEQ_PREBUILT=/prebuilt       where the helper programs are (see above)
 #   GORSEQ_QEMU_TEST_TIMEOUT        per-binary limit, for qemuinit
 #   GORSEQ_QEMU_DEBUG_EXIT=0xf4     amd64 only: qemuinit's isa-debug-exit port
@@ -179,19 +187,23 @@ case "$series" in
 	pkg_re="linux-image-6\.1\.0-[0-9]+-$arch"
 	suites=("$mirror bookworm" "$mirror bookworm-updates" "$secmirror bookworm-security")
 	image_glob='./boot/vmlinuz-*'
-	expect=(GORSEQ_EXPECT_AUXV=0)
+	expect=(GORSEQ_EXPECT_AUXV=0 GORSEQ_EXPECT_AREA_SIZE=32 GORSEQ_EXPECT_SLICE_EXTENSION=false)
 	;;
 6.12)
 	pkg_re="linux-image-6\.12\.[0-9]+\+deb12(\.[0-9]+)?-$arch"
 	suites=("$mirror bookworm" "$mirror bookworm-updates" "$secmirror bookworm-security")
 	image_glob='./boot/vmlinuz-*'
-	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=28 GORSEQ_EXPECT_ALIGN=32)
+	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=28 GORSEQ_EXPECT_ALIGN=32
+		GORSEQ_EXPECT_AREA_SIZE=32 GORSEQ_EXPECT_SLICE_EXTENSION=false)
 	;;
 7.[0-9] | 7.[0-9][0-9])
 	pkg_re="linux-binary-${series//./\\.}\.[0-9]+\+deb13-$arch"
 	suites=("$mirror trixie-backports")
 	image_glob='./usr/lib/modules/*/vmlinuz'
-	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=33 GORSEQ_EXPECT_ALIGN=64)
+	# Debian builds 7.x without CONFIG_RSEQ_SLICE_EXTENSION; the kernel
+	# enforces the read-only fields of areas longer than 32 bytes (6.19+).
+	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=33 GORSEQ_EXPECT_ALIGN=64
+		GORSEQ_EXPECT_AREA_SIZE=64 GORSEQ_EXPECT_SLICE_EXTENSION=false GORSEQ_EXPECT_RO_ENFORCED=1)
 	;;
 *) die "--kernel $series: want 6.1, 6.12 or 7.N" ;;
 esac
@@ -475,7 +487,7 @@ log "initramfs: $(du -h "$work/initrd" | cut -f1) with ${names[*]}${have_prebuil
 # --- boot -------------------------------------------------------------------
 # Enough for the boot and every binary running into its guest-side limit.
 host_timeout="${GORSEQ_QEMU_TIMEOUT:-$((base_timeout + ${#names[@]} * (test_timeout + 20)))}"
-env=(GORSEQ_QEMU=1 "GORSEQ_QEMU_ARCH=$arch" "GORSEQ_QEMU_KERNEL=$krel" "${expect[@]}")
+env=(GORSEQ_QEMU=1 "GORSEQ_QEMU_ARCH=$arch" "GORSEQ_QEMU_KERNEL=$krel" GORSEQ_EXPECT_OPERATIONS=1 "${expect[@]}")
 [ -z "$have_prebuilt" ] || env+=(GORSEQ_PREBUILT=/prebuilt)
 env+=("GORSEQ_QEMU_TEST_TIMEOUT=${test_timeout}s")
 [ "$arch" != amd64 ] || env+=(GORSEQ_QEMU_DEBUG_EXIT=0xf4)
