@@ -2,8 +2,6 @@
 
 package torture
 
-import "golang.org/x/sys/unix"
-
 // x86-64: the breakpoint is int3, a one-byte instruction. The SIGTRAP it
 // raises has si_code SI_KERNEL, and the thread stops with RIP just past it.
 const (
@@ -27,6 +25,3 @@ const (
 
 // bpInsn is the breakpoint written over an abort point.
 var bpInsn = [bpLen]byte{int3}
-
-func getPC(r *unix.PtraceRegs) uint64     { return r.Rip }
-func setPC(r *unix.PtraceRegs, pc uint64) { r.Rip = pc }

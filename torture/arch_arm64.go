@@ -2,13 +2,12 @@
 
 package torture
 
-import "golang.org/x/sys/unix"
-
 // arm64: the breakpoint is "brk #0" (what GDB uses), one 4-byte instruction
 // like every other. The exception leaves the PC at the brk itself, and the
 // kernel sends SIGTRAP with si_code TRAP_BRKPT. The registers come from
 // PTRACE_GETREGSET with NT_PRSTATUS (struct user_pt_regs), which is what
-// unix.PtraceGetRegs and unix.PtraceSetRegs use on arm64.
+// unix.PtraceGetRegs and unix.PtraceSetRegs use on arm64; the PC is
+// PtraceRegs.Pc (regs.PC and regs.SetPC on every architecture).
 const (
 	// brk is "brk #imm16" with imm16 = 0: 0xd4200000 | imm16<<5. The
 	// immediate 0x005 would be the kernel's uprobes and 0x45e0 is the rseq
@@ -36,6 +35,3 @@ const (
 
 // bpInsn is the breakpoint written over an abort point (little-endian).
 var bpInsn = [bpLen]byte{brk & 0xff, brk >> 8 & 0xff, brk >> 16 & 0xff, brk >> 24}
-
-func getPC(r *unix.PtraceRegs) uint64     { return r.Pc }
-func setPC(r *unix.PtraceRegs, pc uint64) { r.Pc = pc }

@@ -626,7 +626,7 @@ func (t *tracer) reached(th *thread, regs *unix.PtraceRegs) {
 		t.reconcile(sp, b)
 	}
 	if bpTrapAfter != 0 {
-		setPC(regs, sp.trigger)
+		regs.SetPC(sp.trigger)
 		t.setRegs(th, regs, "main.main")
 	}
 	t.cont(th.tid, 0)
@@ -896,7 +896,7 @@ func (t *tracer) trap(th *thread) bool {
 	if err := unix.PtraceGetRegs(th.tid, &regs); err != nil {
 		return false
 	}
-	addr := getPC(&regs) - bpTrapAfter
+	addr := regs.PC() - bpTrapAfter
 	if addr == sp.trigger && sp.trigger != 0 && (sp.triggerArmed || !sp.deferred) {
 		if isBreakpointStop(th.tid) {
 			t.reached(th, &regs)
@@ -917,7 +917,7 @@ func (t *tracer) trap(th *thread) bool {
 			return false
 		}
 		if bpTrapAfter != 0 {
-			setPC(&regs, addr)
+			regs.SetPC(addr)
 			if t.setRegs(th, &regs, "a removed breakpoint's address") != nil {
 				return true // gone, or left stopped: noted
 			}
@@ -955,7 +955,7 @@ func (t *tracer) stepOver(th *thread, b *bp, regs *unix.PtraceRegs) {
 	sp := th.sp
 	b.steppers++
 	t.reconcile(sp, b)
-	setPC(regs, b.addr)
+	regs.SetPC(b.addr)
 	if err := t.setRegs(th, regs, "the breakpoint's address"); err != nil {
 		b.steppers--
 		t.reconcile(sp, b)
@@ -981,7 +981,7 @@ func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
 	}
 	// A stopped thread is at an instruction boundary: inside a section
 	// exactly when its address is one of the section's points.
-	b := th.sp.bps[getPC(&regs)]
+	b := th.sp.bps[regs.PC()]
 	if b == nil {
 		return
 	}
@@ -1029,7 +1029,7 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
 		// The kernel kills the thread with SIGSEGV.
 		sec.rep.BadSignature++
 		if bpTrapAfter != 0 {
-			setPC(regs, b.addr)
+			regs.SetPC(b.addr)
 			t.setRegs(th, regs, "the faulting address")
 		}
 		t.cont(th.tid, int(unix.SIGSEGV))
@@ -1042,7 +1042,7 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
 		}
 		return false
 	}
-	setPC(regs, abortIP)
+	regs.SetPC(abortIP)
 	if err := t.setRegs(th, regs, "abort_ip"); err != nil {
 		// rseq_cs is clear: the thread runs on unprotected from the
 		// instruction, as after a ptrace stop on Linux 6.18. The point
