@@ -452,6 +452,17 @@ func (t *tracer) rescan(sp *space) {
 					t.note("reading %#x in process %d: %v", addr, sp.pid, err)
 					continue
 				}
+				if b.orig == bpInsn {
+					// Not an instruction a section should hold, and
+					// the tracer's own breakpoint if it lost track of
+					// one: taking it for the original would trap
+					// forever.
+					t.noteOnce(fmt.Sprintf("bpinsn %d %#x", sp.pid, addr), "process %d, section %s: a breakpoint instruction is already at offset %#x; the point is not armed", sp.pid, sectionName(sec.rep), off)
+					if sec.rep.Note == "" {
+						sec.rep.Note = fmt.Sprintf("a breakpoint instruction is already at offset %#x", off)
+					}
+					continue
+				}
 				var sw [4]byte
 				if s.Abort >= 4 && sp.mem.Read(s.Abort-4, sw[:]) == nil {
 					b.sigWord, b.sigRead = binary.LittleEndian.Uint32(sw[:]), true
@@ -461,11 +472,45 @@ func (t *tracer) rescan(sp *space) {
 			}
 		}
 	}
+	// A breakpoint is forgotten only when its code is no longer mapped
+	// (nothing to restore). One whose object this scan missed (a scan
+	// error, or the dynamic loader halfway through mapping a library)
+	// stays: forgotten while armed, it would be found again with the
+	// breakpoint instruction read as the original one, and hit forever.
+	ranges := execRanges(m)
 	for addr := range sp.bps {
-		if !live[addr] {
-			delete(sp.bps, addr) // unmapped: nothing to restore
+		if !live[addr] && !inRanges(ranges, addr) {
+			delete(sp.bps, addr)
 		}
 	}
+}
+
+// execRanges returns the address ranges of the mappings listed in maps
+// (execMaps's lines).
+func execRanges(maps string) [][2]uint64 {
+	var out [][2]uint64
+	for _, line := range strings.Split(maps, "\n") {
+		lo, rest, ok := strings.Cut(line, "-")
+		if !ok {
+			continue
+		}
+		hi, _, _ := strings.Cut(rest, " ")
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		b, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil {
+			out = append(out, [2]uint64{a, b})
+		}
+	}
+	return out
+}
+
+func inRanges(ranges [][2]uint64, addr uint64) bool {
+	for _, r := range ranges {
+		if addr >= r[0] && addr < r[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // maxPoints bounds the abort points of one section on an architecture with

@@ -103,6 +103,20 @@ func output(t *testing.T) (*os.File, func() string) {
 	}
 }
 
+// describe sums up a report for a failure message.
+func describe(r *Report) string {
+	s := fmt.Sprintf("exited=%v code=%d signal=%s killed=%v timed_out=%v, %d/%d points, %d aborts, %d processes, %d threads, %v",
+		r.Exited, r.ExitCode, r.Signal, r.Killed, r.TimedOut, r.Covered, r.Points, r.Aborts, r.Processes, r.Threads, r.Duration)
+	for _, sec := range r.Sections {
+		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts, %d unprotected, missed %#x %s",
+			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.Unprotected, sec.Missed, sec.Note)
+	}
+	for _, n := range r.Notes {
+		s += "; note: " + n
+	}
+	return s
+}
+
 func checkFull(t *testing.T, r *Report, wantSections int) {
 	t.Helper()
 	if len(r.Sections) != wantSections {
@@ -125,7 +139,7 @@ func TestGlibcRegisteredFullCoverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 {
-		t.Fatalf("program failed under torture: exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("program failed under torture: %s; output %q", describe(r), read())
 	}
 	if !strings.Contains(read(), "ok: sums 80000\n") {
 		t.Fatalf("output %q", read())
@@ -149,7 +163,7 @@ func TestSelfRegisteredFullCoverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 {
-		t.Fatalf("program failed under torture: exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("program failed under torture: %s; output %q", describe(r), read())
 	}
 	checkFull(t, r, 2)
 	for _, s := range r.Sections {
@@ -198,7 +212,7 @@ func TestGoLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 || !strings.Contains(read(), "every check exact") {
-		t.Fatalf("program failed under torture: exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("program failed under torture: %s; output %q", describe(r), read())
 	}
 	if len(r.Sections) == 0 {
 		t.Fatal("no critical sections found in the Go program: the library's sections are missing or the scanner does not see them")
@@ -265,7 +279,7 @@ func TestDlopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 || !strings.Contains(read(), "ok: sum 40000") {
-		t.Fatalf("program failed under torture: exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("program failed under torture: %s; output %q", describe(r), read())
 	}
 	checkFull(t, r, 1)
 	if s := r.Sections[0]; s.Object != lib || !strings.HasPrefix(s.Symbol, "lib_inc") || s.Points != 5 {
@@ -299,7 +313,7 @@ func TestForkExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 || !strings.Contains(read(), "ok: sums 40000\ndone 0\n") {
-		t.Fatalf("exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("%s; output %q", describe(r), read())
 	}
 	checkFull(t, r, 2)
 	if r.Processes < minProcs || r.Processes > maxProcs {
@@ -317,7 +331,7 @@ func TestUnregistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 || !strings.Contains(read(), "ok: sums 500\n") {
-		t.Fatalf("exited=%v code=%d signal=%s output %q", r.Exited, r.ExitCode, r.Signal, read())
+		t.Fatalf("%s; output %q", describe(r), read())
 	}
 	if r.Aborts != 0 || r.Covered != 0 || r.Points != 25 {
 		t.Errorf("%d aborts, %d/%d points covered; want 0, 0/25", r.Aborts, r.Covered, r.Points)
