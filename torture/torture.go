@@ -101,6 +101,9 @@ type tracer struct {
 	start    time.Time
 	// noted holds the keys of the problems already noted once.
 	noted map[string]bool
+	// stopDue and rescanDue ask the tracer's thread to end the torture
+	// and to rescan the address spaces (see periodic and doDue).
+	stopDue, rescanDue bool
 }
 
 // Run runs cfg.Args under torture and returns the report once every traced
@@ -219,8 +222,15 @@ func run(cfg Config) (*Report, error) {
 	t.rescan(sp)
 
 	// This thread waits for the tracees itself (a stop wakes it directly);
-	// a second goroutine does the periodic work, none of which needs a
-	// ptrace request, under mu.
+	// a second goroutine keeps the time, under mu: it injects the random
+	// aborts and kills the program at the end of the grace period (any
+	// thread may), and leaves what needs the tracer's thread (the end of
+	// the torture, rescans, which write breakpoints) due for this loop. The
+	// kernel may let only the tracer force writes to read-only code
+	// through /proc/PID/mem (proc_mem.force_override=ptrace, as in
+	// Debian's 6.12 and 7.x kernels); ptrace requests must come from it
+	// anyway. Due work waits for the next event of any tracee: without
+	// one, nothing runs into a breakpoint either.
 	var mu sync.Mutex
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -239,6 +249,7 @@ func run(cfg Config) (*Report, error) {
 			break // ECHILD: every tracee is gone
 		}
 		mu.Lock()
+		t.doDue()
 		t.handle(event{wpid, ws})
 		mu.Unlock()
 	}
@@ -252,9 +263,10 @@ func run(cfg Config) (*Report, error) {
 	return &t.rep, nil
 }
 
-// periodic ends the torture at the timeout and kills the program at the end
-// of the grace period, rescans the address spaces for new mappings, injects
-// random aborts and prints progress, until done is closed.
+// periodic keeps the time until done is closed: it makes the end of the
+// torture (at the timeout) and rescans of the address spaces for new
+// mappings due, kills the program at the end of the grace period, injects
+// random aborts and prints progress.
 func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time) {
 	cfg := t.cfg
 	period := 20 * time.Millisecond
@@ -281,9 +293,9 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		case now = <-tick.C:
 		}
 		mu.Lock()
-		if !deadline.IsZero() && !t.stopped && now.After(deadline) {
+		if !deadline.IsZero() && !t.rep.TimedOut && now.After(deadline) {
 			t.rep.TimedOut = true
-			t.stop()
+			t.stopDue = true
 			killAt = now.Add(cfg.Grace)
 		}
 		if !killAt.IsZero() && now.After(killAt) && !t.rep.Killed {
@@ -294,11 +306,9 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		}
 		if !t.stopped && now.After(nextMaps) {
 			nextMaps = now.Add(50 * time.Millisecond)
-			for _, sp := range t.spaces() {
-				t.rescan(sp)
-			}
+			t.rescanDue = true
 		}
-		if !nextInject.IsZero() && !t.stopped && now.After(nextInject) {
+		if !nextInject.IsZero() && !t.stopped && !t.stopDue && now.After(nextInject) {
 			t.inject()
 			nextInject = now.Add(time.Duration(t.rng.Int63n(int64(2*cfg.Inject) + 1)))
 		}
@@ -309,6 +319,22 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, len(t.sections))
 		}
 		mu.Unlock()
+	}
+}
+
+// doDue does, on the tracer's thread, the work periodic made due.
+func (t *tracer) doDue() {
+	if t.stopDue {
+		t.stopDue = false
+		t.stop()
+	}
+	if t.rescanDue {
+		t.rescanDue = false
+		if !t.stopped {
+			for _, sp := range t.spaces() {
+				t.rescan(sp)
+			}
+		}
 	}
 }
 
@@ -444,7 +470,8 @@ func (t *tracer) rescan(sp *space) {
 			for i, off := range sec.offs {
 				addr := s.Start + off
 				live[addr] = true
-				if sp.bps[addr] != nil {
+				if b := sp.bps[addr]; b != nil {
+					t.reconcile(sp, b) // again, if setting it failed before
 					continue
 				}
 				b := &bp{addr: addr, sec: sec, idx: i, desc: s.Descriptor, abort: s.Abort}
@@ -957,9 +984,17 @@ func (t *tracer) trap(th *thread) bool {
 	}
 	if !b.armed {
 		// The breakpoint was removed after this thread hit it: run the
-		// original instruction.
+		// original instruction. It is written again first: qemu's TCG
+		// (full-system emulation, several virtual CPUs) can go on
+		// running a stale translation of the breakpoint after it was
+		// removed, when the removal raced with the translation; every
+		// pass then traps here forever. A write to the code drops
+		// that translation; on hardware it changes nothing.
 		if !isBreakpointStop(th.tid) {
 			return false
+		}
+		if err := sp.mem.Write(b.addr, b.orig[:]); err != nil && !gone(sp.pid) {
+			t.writeFailed(sp, b, "rewriting the instruction under", err)
 		}
 		if bpTrapAfter != 0 {
 			regs.SetPC(addr)

@@ -105,8 +105,8 @@ func output(t *testing.T) (*os.File, func() string) {
 
 // describe sums up a report for a failure message.
 func describe(r *Report) string {
-	s := fmt.Sprintf("exited=%v code=%d signal=%s killed=%v timed_out=%v, %d/%d points, %d aborts, %d processes, %d threads, %v",
-		r.Exited, r.ExitCode, r.Signal, r.Killed, r.TimedOut, r.Covered, r.Points, r.Aborts, r.Processes, r.Threads, r.Duration)
+	s := fmt.Sprintf("exited=%v code=%d signal=%s killed=%v timed_out=%v, %d/%d points, %d aborts (the last at %v), %d migrations, %d signals, %d processes, %d threads, run %v",
+		r.Exited, r.ExitCode, r.Signal, r.Killed, r.TimedOut, r.Covered, r.Points, r.Aborts, r.LastAbort, r.Migrations, r.Signals, r.Processes, r.Threads, r.Duration)
 	for _, sec := range r.Sections {
 		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts, %d unprotected, missed %#x %s",
 			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.Unprotected, sec.Missed, sec.Note)
@@ -119,6 +119,10 @@ func describe(r *Report) string {
 
 func checkFull(t *testing.T, r *Report, wantSections int) {
 	t.Helper()
+	t.Log(describe(r))
+	if r.TimedOut {
+		t.Errorf("the torture ran into its timeout")
+	}
 	if len(r.Sections) != wantSections {
 		t.Fatalf("%d sections tortured, want %d: %+v", len(r.Sections), wantSections, r.Sections)
 	}
