@@ -68,7 +68,8 @@ func Lookup(pkgdir, name string) (path string, ok bool, err error) {
 // Program returns the path of the helper program PKGDIR/NAME: the prebuilt
 // one when GORSEQ_PREBUILT is set (the test fails if it is missing), else
 // what build makes (build writes the program to the path it is given, in a
-// directory of the test's, and returns an error on failure).
+// directory of the test's, and returns an error on failure; nil when the
+// caller takes the program from GORSEQ_PREBUILT only).
 func Program(t testing.TB, pkgdir, name string, build func(out string) error) string {
 	t.Helper()
 	path, ok, err := Lookup(pkgdir, name)
@@ -77,6 +78,9 @@ func Program(t testing.TB, pkgdir, name string, build func(out string) error) st
 	}
 	if ok {
 		return path
+	}
+	if build == nil {
+		t.Fatalf("%s/%s: only prebuilt (set %s)", pkgdir, name, Env)
 	}
 	out := filepath.Join(t.TempDir(), name)
 	if err := build(out); err != nil {
