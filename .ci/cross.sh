@@ -16,9 +16,10 @@
 # compiler is installed: the cgo-only code (bench/cgo, internal/testprog/
 # cgoids) is vetted and linked too; otherwise it is skipped with a note.
 #
-# Time on the 2-core CI machine: 40 to 100 s with a warm build cache (the
-# test binaries are linked again on every run; the spread is other load); a
-# cold cache first compiles the standard library for each platform.
+# Time on the 2-core CI machine: 35 s with a warm build cache, up to 100 s
+# when other builds share the machine (the test binaries are linked again
+# on every run); a cold cache first compiles the standard library for each
+# platform.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

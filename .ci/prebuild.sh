@@ -41,13 +41,14 @@
 # apt-get when missing (run as root); Go from PATH or /usr/local/go/bin.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export PATH="$PATH:/usr/local/go/bin"
-
 die() { echo "prebuild: $*" >&2; exit 1; }
 [ $# -eq 2 ] || die "usage: .ci/prebuild.sh GOARCH OUTDIR"
 goarch=$1
-out=$2
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/local/go/bin"
 case "$goarch" in
 amd64) triple=x86_64-linux-gnu pkg=gcc-x86-64-linux-gnu libcpkg=libc6-dev-amd64-cross ;;
 arm64) triple=aarch64-linux-gnu pkg=gcc-aarch64-linux-gnu libcpkg=libc6-dev-arm64-cross ;;
