@@ -7,6 +7,10 @@ import (
 	"testing"
 )
 
+// gShift places the goroutine number above the push count in the pushed
+// values: bit 40 with 64-bit words, bit 24 with 32-bit ones.
+const gShift = 24 + 16*(^uintptr(0)>>63)
+
 func testBufferExact(t *testing.T) {
 	b, err := NewBuffer(64)
 	if err != nil {
@@ -45,7 +49,7 @@ func testBufferExact(t *testing.T) {
 		}()
 		popped := make([][]uintptr, G)
 		counts = until(G, func(g, i int) bool {
-			v := uintptr(g)<<40 | uintptr(i) + 1
+			v := uintptr(g)<<gShift | uintptr(i) + 1
 			for {
 				err := b.Push(v)
 				if err == nil {
@@ -80,7 +84,7 @@ func testBufferExact(t *testing.T) {
 		if c != 1 {
 			t.Fatalf("entry %#x came out %d times", v, c)
 		}
-		if g, i := v>>40, v&(1<<40-1); g >= G || i == 0 || i > uintptr(counts[g]) {
+		if g, i := v>>gShift, v&(1<<gShift-1); g >= G || i == 0 || i > uintptr(counts[g]) {
 			t.Fatalf("entry %#x was never pushed", v)
 		}
 	}

@@ -1,9 +1,6 @@
 package percpu
 
 import (
-	"runtime"
-
-	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"strings"
@@ -141,47 +138,4 @@ func lastLines(s string, n int) string {
 
 func rseqSlots() int { return rseq.Slots() }
 
-// onEachCPU runs f on a thread pinned to each CPU the process may use.
-func onEachCPU(t *testing.T, f func(cpu int)) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var orig unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &orig); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.SchedSetaffinity(0, &orig)
-	for c := 0; c < len(orig)*64; c++ {
-		if !orig.IsSet(c) {
-			continue
-		}
-		var one unix.CPUSet
-		one.Set(c)
-		if err := unix.SchedSetaffinity(0, &one); err != nil {
-			t.Fatal(err)
-		}
-		if got := rseq.CPU(); got != c {
-			t.Fatalf("pinned to CPU %d, running on %d", c, got)
-		}
-		f(c)
-	}
-}
-
 func rseqAdd(base unsafe.Pointer) { rseq.Add(base, line, rseq.ByCPU, 1) }
-
-// onOneCPU runs f on a thread pinned to the CPU it runs on now.
-func onOneCPU(t *testing.T, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var orig, one unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &orig); err != nil {
-		t.Fatal(err)
-	}
-	one.Set(rseq.CPU())
-	if err := unix.SchedSetaffinity(0, &one); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.SchedSetaffinity(0, &orig)
-	f()
-}

@@ -1,41 +1,5 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
-// Package torture runs a program under ptrace and makes each of its rseq
-// critical sections abort at every instruction boundary, the data behind
-// "rseq torture".
-//
-// The program is started traced (following its threads, forks, vforks and
-// execs). Its critical sections are found by the scanner (package scan) on
-// every ELF object mapped into it: at each exec, whenever the dynamic
-// loader reports a change of the loaded objects (a breakpoint on its
-// _dl_debug_state, so that a library loaded by dlopen is covered before its
-// code runs), and on a periodic check of the executable mappings. The
-// sections are read from the files, never from memory, which holds the
-// breakpoints and, before the loader ran, unrelocated descriptors.
-//
-// A breakpoint (int3) is set on every instruction of every section that
-// still needs aborts; in a Go program only once main.main is reached, so
-// that package initialization (which may check its own code, as this
-// module's does) sees none. When a thread reaches one, the tracer does what
-// the kernel does on preemption inside a section: if the thread's rseq_cs
-// (the area comes from PTRACE_GET_RSEQ_CONFIGURATION) points at a
-// descriptor whose range holds the instruction, it checks the registered
-// signature before abort_ip (a mismatch gets the thread the kernel's
-// SIGSEGV), moves the thread to abort_ip and clears rseq_cs. Each point is
-// aborted Config.Reps times and then disarmed, so every pass of a section
-// is aborted at the first point still armed on its path and the retry
-// reaches the next one. A hit while rseq_cs does not cover the instruction
-// (the code ran without a registration) is stepped over without an abort.
-//
-// Real aborts are injected at random too: forced CPU migrations
-// (sched_setaffinity on the program's threads, the previous mask restored
-// at the next injection) and, for programs that catch it, SIGURG (Go
-// programs do). Signals delivered to a handler while a thread is inside a
-// section are counted per section: on Linux 6.18 the kernel aborts those
-// sections even though the tracer sees the signal first.
-//
-// The program's own checks decide correctness: it must exit as it does
-// untortured.
 package torture
 
 import (
@@ -43,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -60,112 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Config says what to run and how hard to torture it.
-type Config struct {
-	// Args is the command and its arguments; Args[0] is looked up in PATH.
-	Args []string
-	// Env is the environment (nil: this process's).
-	Env []string
-	// Dir is the working directory ("" : this process's).
-	Dir string
-	// Stdin, Stdout and Stderr are the program's standard files (nil:
-	// /dev/null for input, discarded output).
-	Stdin, Stdout, Stderr *os.File
-	// Reps is the number of aborts forced at each instruction (default 1).
-	Reps int
-	// Timeout stops the torture after this long (0: no limit); the
-	// program then runs on untouched for Grace before it is killed.
-	Timeout time.Duration
-	// Grace bounds how long the program may run after Timeout (default
-	// 10s).
-	Grace time.Duration
-	// Inject is the mean interval between random real aborts (CPU
-	// migrations, SIGURG); 0 turns them off.
-	Inject time.Duration
-	// Filter, if not nil, selects the sections to torture.
-	Filter func(*scan.Section) bool
-	// Progress, if not nil, receives a progress line every ProgressEvery
-	// (default 1s).
-	Progress      io.Writer
-	ProgressEvery time.Duration
-	// Seed seeds the random injection (0: time-based).
-	Seed int64
-}
-
-// SectionReport is the outcome for one critical section.
-type SectionReport struct {
-	Object string `json:"object"`
-	Symbol string `json:"symbol,omitempty"`
-	// Start and Abort are link-time addresses (load address minus bias).
-	Start uint64 `json:"start"`
-	Abort uint64 `json:"abort"`
-	// Points is the number of instruction boundaries in the section,
-	// Covered how many were aborted Reps times.
-	Points  int `json:"points"`
-	Covered int `json:"covered"`
-	// Aborts counts the aborts forced in the section.
-	Aborts int `json:"aborts"`
-	// Unprotected counts breakpoint hits while rseq_cs did not cover the
-	// instruction (stepped over without an abort).
-	Unprotected int `json:"unprotected"`
-	// SignalAborts counts signals delivered to a handler while a thread
-	// was inside the section with rseq_cs set: real aborts by the kernel
-	// (random SIGURG injections, or the program's own signals).
-	SignalAborts int `json:"signal_aborts"`
-	// BadSignature counts aborts that found a wrong signature before
-	// abort_ip (the kernel kills the thread with SIGSEGV; so did torture).
-	BadSignature int `json:"bad_signature"`
-	// Missed lists the offsets of the points not covered.
-	Missed []uint64 `json:"missed,omitempty"`
-	// Note explains a section that could not be tortured.
-	Note string `json:"note,omitempty"`
-}
-
-// Report is the outcome of a run.
-type Report struct {
-	Sections []SectionReport `json:"sections"`
-	Points   int             `json:"points"`
-	Covered  int             `json:"covered"`
-	Aborts   int             `json:"aborts"`
-	// Migrations and Signals count the random real aborts attempted.
-	Migrations int `json:"migrations"`
-	Signals    int `json:"signals"`
-	// Exited is true when the program exited normally with ExitCode;
-	// otherwise Signal killed it.
-	Exited   bool   `json:"exited"`
-	ExitCode int    `json:"exit_code"`
-	Signal   string `json:"signal,omitempty"`
-	// Killed is set when torture killed the program at the end of Grace.
-	Killed bool `json:"killed"`
-	// TimedOut is set when Timeout ended the torture.
-	TimedOut bool          `json:"timed_out"`
-	Duration time.Duration `json:"duration_ns"`
-	// LastAbort is when the last abort was forced, from the start.
-	LastAbort time.Duration `json:"last_abort_ns"`
-	// Processes and Threads count the tasks followed.
-	Processes int `json:"processes"`
-	Threads   int `json:"threads"`
-	// Notes holds scan errors and other remarks.
-	Notes []string `json:"notes,omitempty"`
-}
-
-// Coverage returns Covered/Points as a percentage (100 with no points).
-func (r *Report) Coverage() float64 {
-	if r.Points == 0 {
-		return 100
-	}
-	return 100 * float64(r.Covered) / float64(r.Points)
-}
-
-// AbortsPerSecond returns the forced aborts per second from the start of the
-// program to the last abort.
-func (r *Report) AbortsPerSecond() float64 {
-	if r.LastAbort <= 0 {
-		return 0
-	}
-	return float64(r.Aborts) / r.LastAbort.Seconds()
-}
-
 // section is the shared state of one section, aggregated over every address
 // space it is mapped into.
 type section struct {
@@ -179,9 +36,9 @@ func (s *section) complete(i, reps int) bool { return s.hits[i] >= reps }
 // bp is one abort point in one address space.
 type bp struct {
 	addr     uint64
-	orig     byte
-	armed    bool // int3 is in memory
-	steppers int  // threads stepping over the original instruction
+	orig     [bpLen]byte // the instruction bytes under the breakpoint
+	armed    bool        // the breakpoint is in memory
+	steppers int         // threads stepping over the original instruction
 	sec      *section
 	idx      int
 	desc     uint64 // descriptor address in this space
@@ -205,7 +62,7 @@ type space struct {
 	// initialization (this module's does), and would see them.
 	deferred     bool
 	trigger      uint64
-	triggerOrig  byte
+	triggerOrig  [bpLen]byte
 	triggerArmed bool
 	checkedExe   bool
 	hook         *bp
@@ -242,6 +99,11 @@ type tracer struct {
 	rng      *rand.Rand
 	lastPin  *thread
 	start    time.Time
+	// noted holds the keys of the problems already noted once.
+	noted map[string]bool
+	// stopDue and rescanDue ask the tracer's thread to end the torture
+	// and to rescan the address spaces (see periodic and doDue).
+	stopDue, rescanDue bool
 }
 
 // Run runs cfg.Args under torture and returns the report once every traced
@@ -347,6 +209,7 @@ func run(cfg Config) (*Report, error) {
 		files:    map[string]*scan.Object{},
 		rng:      rand.New(rand.NewSource(seed)),
 		start:    start,
+		noted:    map[string]bool{},
 	}
 	sp, err := t.newSpace(pid)
 	if err != nil {
@@ -359,8 +222,15 @@ func run(cfg Config) (*Report, error) {
 	t.rescan(sp)
 
 	// This thread waits for the tracees itself (a stop wakes it directly);
-	// a second goroutine does the periodic work, none of which needs a
-	// ptrace request, under mu.
+	// a second goroutine keeps the time, under mu: it injects the random
+	// aborts and kills the program at the end of the grace period (any
+	// thread may), and leaves what needs the tracer's thread (the end of
+	// the torture, rescans, which write breakpoints) due for this loop. The
+	// kernel may let only the tracer force writes to read-only code
+	// through /proc/PID/mem (proc_mem.force_override=ptrace, as in
+	// Debian's 6.12 and 7.x kernels); ptrace requests must come from it
+	// anyway. Due work waits for the next event of any tracee: without
+	// one, nothing runs into a breakpoint either.
 	var mu sync.Mutex
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -379,6 +249,7 @@ func run(cfg Config) (*Report, error) {
 			break // ECHILD: every tracee is gone
 		}
 		mu.Lock()
+		t.doDue()
 		t.handle(event{wpid, ws})
 		mu.Unlock()
 	}
@@ -392,9 +263,10 @@ func run(cfg Config) (*Report, error) {
 	return &t.rep, nil
 }
 
-// periodic ends the torture at the timeout and kills the program at the end
-// of the grace period, rescans the address spaces for new mappings, injects
-// random aborts and prints progress, until done is closed.
+// periodic keeps the time until done is closed: it makes the end of the
+// torture (at the timeout) and rescans of the address spaces for new
+// mappings due, kills the program at the end of the grace period, injects
+// random aborts and prints progress.
 func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time) {
 	cfg := t.cfg
 	period := 20 * time.Millisecond
@@ -421,9 +293,9 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		case now = <-tick.C:
 		}
 		mu.Lock()
-		if !deadline.IsZero() && !t.stopped && now.After(deadline) {
+		if !deadline.IsZero() && !t.rep.TimedOut && now.After(deadline) {
 			t.rep.TimedOut = true
-			t.stop()
+			t.stopDue = true
 			killAt = now.Add(cfg.Grace)
 		}
 		if !killAt.IsZero() && now.After(killAt) && !t.rep.Killed {
@@ -434,11 +306,9 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		}
 		if !t.stopped && now.After(nextMaps) {
 			nextMaps = now.Add(50 * time.Millisecond)
-			for _, sp := range t.spaces() {
-				t.rescan(sp)
-			}
+			t.rescanDue = true
 		}
-		if !nextInject.IsZero() && !t.stopped && now.After(nextInject) {
+		if !nextInject.IsZero() && !t.stopped && !t.stopDue && now.After(nextInject) {
 			t.inject()
 			nextInject = now.Add(time.Duration(t.rng.Int63n(int64(2*cfg.Inject) + 1)))
 		}
@@ -449,6 +319,22 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, len(t.sections))
 		}
 		mu.Unlock()
+	}
+}
+
+// doDue does, on the tracer's thread, the work periodic made due.
+func (t *tracer) doDue() {
+	if t.stopDue {
+		t.stopDue = false
+		t.stop()
+	}
+	if t.rescanDue {
+		t.rescanDue = false
+		if !t.stopped {
+			for _, sp := range t.spaces() {
+				t.rescan(sp)
+			}
+		}
 	}
 }
 
@@ -481,6 +367,32 @@ func (t *tracer) note(format string, args ...any) {
 	if len(t.rep.Notes) < 50 {
 		t.rep.Notes = append(t.rep.Notes, fmt.Sprintf(format, args...))
 	}
+}
+
+// noteOnce notes a problem the first time key is seen.
+func (t *tracer) noteOnce(key, format string, args ...any) {
+	if t.noted[key] {
+		return
+	}
+	t.noted[key] = true
+	t.note(format, args...)
+}
+
+// gone reports whether process or thread id has exited (or is exiting):
+// requests failing on it need no note.
+func gone(id int) bool {
+	st := ptrace.ThreadState(id, id)
+	return st == 0 || st == 'Z' || st == 'X'
+}
+
+// setRegs writes th's registers; a failure on a live thread is noted with
+// what it was for (the thread then runs on from where it stopped).
+func (t *tracer) setRegs(th *thread, regs *unix.PtraceRegs, what string) error {
+	err := unix.PtraceSetRegs(th.tid, regs)
+	if err != nil && !gone(th.tid) {
+		t.noteOnce("regs "+what+strconv.Itoa(th.tid), "thread %d: setting its registers to %s: %v", th.tid, what, err)
+	}
+	return err
 }
 
 // execMaps returns the executable file mappings of pid, to notice dlopen.
@@ -549,29 +461,35 @@ func (t *tracer) rescan(sp *space) {
 					Object: o.Path, Symbol: s.Symbol,
 					Start: fs.Start, Abort: fs.Abort,
 				}}
-				for _, in := range s.Instructions {
-					sec.offs = append(sec.offs, in.Addr-fs.Start)
-				}
+				sec.offs, sec.rep.Note = abortPoints(fs)
 				sec.hits = make([]int, len(sec.offs))
 				sec.rep.Points = len(sec.offs)
-				if len(sec.offs) == 0 {
-					sec.rep.Note = "instructions could not be decoded; not tortured"
-				}
 				t.sections[key] = sec
 				t.order = append(t.order, key)
 			}
 			for i, off := range sec.offs {
 				addr := s.Start + off
 				live[addr] = true
-				if sp.bps[addr] != nil {
+				if b := sp.bps[addr]; b != nil {
+					t.reconcile(sp, b) // again, if setting it failed before
 					continue
 				}
-				var orig [1]byte
-				if err := sp.mem.Read(addr, orig[:]); err != nil {
+				b := &bp{addr: addr, sec: sec, idx: i, desc: s.Descriptor, abort: s.Abort}
+				if err := sp.mem.Read(addr, b.orig[:]); err != nil {
 					t.note("reading %#x in process %d: %v", addr, sp.pid, err)
 					continue
 				}
-				b := &bp{addr: addr, orig: orig[0], sec: sec, idx: i, desc: s.Descriptor, abort: s.Abort}
+				if b.orig == bpInsn {
+					// Not an instruction a section should hold, and
+					// the tracer's own breakpoint if it lost track of
+					// one: taking it for the original would trap
+					// forever.
+					t.noteOnce(fmt.Sprintf("bpinsn %d %#x", sp.pid, addr), "process %d, section %s: a breakpoint instruction is already at offset %#x; the point is not armed", sp.pid, sectionName(sec.rep), off)
+					if sec.rep.Note == "" {
+						sec.rep.Note = fmt.Sprintf("a breakpoint instruction is already at offset %#x", off)
+					}
+					continue
+				}
 				var sw [4]byte
 				if s.Abort >= 4 && sp.mem.Read(s.Abort-4, sw[:]) == nil {
 					b.sigWord, b.sigRead = binary.LittleEndian.Uint32(sw[:]), true
@@ -581,11 +499,81 @@ func (t *tracer) rescan(sp *space) {
 			}
 		}
 	}
+	// A breakpoint is forgotten only when its code is no longer mapped
+	// (nothing to restore). One whose object this scan missed (a scan
+	// error, or the dynamic loader halfway through mapping a library)
+	// stays: forgotten while armed, it would be found again with the
+	// breakpoint instruction read as the original one, and hit forever.
+	ranges := execRanges(m)
 	for addr := range sp.bps {
-		if !live[addr] {
-			delete(sp.bps, addr) // unmapped: nothing to restore
+		if !live[addr] && !inRanges(ranges, addr) {
+			delete(sp.bps, addr)
 		}
 	}
+}
+
+// execRanges returns the address ranges of the mappings listed in maps
+// (execMaps's lines).
+func execRanges(maps string) [][2]uint64 {
+	var out [][2]uint64
+	for _, line := range strings.Split(maps, "\n") {
+		lo, rest, ok := strings.Cut(line, "-")
+		if !ok {
+			continue
+		}
+		hi, _, _ := strings.Cut(rest, " ")
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		b, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil {
+			out = append(out, [2]uint64{a, b})
+		}
+	}
+	return out
+}
+
+func inRanges(ranges [][2]uint64, addr uint64) bool {
+	for _, r := range ranges {
+		if addr >= r[0] && addr < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPoints bounds the abort points of one section on an architecture with
+// fixed-size instructions, like the scanner's disassembly: a real section
+// is a few dozen instructions.
+const maxPoints = 16 << 10
+
+// abortPoints returns the offsets of the instruction boundaries of s (link
+// time addresses), or a note saying why it cannot be tortured. With
+// variable-length instructions they come from the disassembly; with
+// fixed-size ones (arm64) they are every instruction-sized word of the
+// section, decodable or not.
+func abortPoints(s *scan.Section) ([]uint64, string) {
+	var offs []uint64
+	if insnSize == 0 {
+		for _, in := range s.Instructions {
+			offs = append(offs, in.Addr-s.Start)
+		}
+		if len(offs) == 0 {
+			return nil, "instructions could not be decoded; not tortured"
+		}
+		return offs, ""
+	}
+	size := uint64(insnSize)
+	switch {
+	case s.PostCommitOffset == 0:
+		return nil, "empty section; not tortured"
+	case s.Start%size != 0 || s.PostCommitOffset%size != 0:
+		return nil, fmt.Sprintf("start or length not a multiple of the %d-byte instruction size; not tortured", size)
+	case s.PostCommitOffset/size > maxPoints:
+		return nil, fmt.Sprintf("section of %d instructions (over %d); not tortured", s.PostCommitOffset/size, maxPoints)
+	}
+	for off := uint64(0); off < s.PostCommitOffset; off += size {
+		offs = append(offs, off)
+	}
+	return offs, ""
 }
 
 // scanFile scans (once) the ELF file at path with disassembly; addresses are
@@ -618,11 +606,16 @@ func (t *tracer) deferToMain(sp *space, mapped []*scan.Object) {
 			return
 		}
 		addr += m.Bias
-		var orig [1]byte
-		if sp.mem.Read(addr, orig[:]) != nil || sp.mem.Write(addr, []byte{0xcc}) != nil {
+		var orig [bpLen]byte
+		if err := sp.mem.Read(addr, orig[:]); err != nil {
+			t.note("process %d: reading main.main at %#x: %v; its sections are tortured from the start", sp.pid, addr, err)
 			return
 		}
-		sp.deferred, sp.trigger, sp.triggerOrig, sp.triggerArmed = true, addr, orig[0], true
+		if err := sp.mem.Write(addr, bpInsn[:]); err != nil {
+			t.note("process %d: setting the breakpoint on main.main at %#x: %v; its sections are tortured from the start", sp.pid, addr, err)
+			return
+		}
+		sp.deferred, sp.trigger, sp.triggerOrig, sp.triggerArmed = true, addr, orig, true
 		return
 	}
 }
@@ -641,11 +634,12 @@ func (t *tracer) hookLoader(sp *space, mapped []*scan.Object) {
 			return
 		}
 		addr += m.Bias
-		var orig [1]byte
-		if sp.mem.Read(addr, orig[:]) != nil {
+		h := &bp{addr: addr, hook: true}
+		if err := sp.mem.Read(addr, h.orig[:]); err != nil {
+			t.note("process %d: reading the dynamic loader's _dl_debug_state at %#x: %v; libraries loaded by dlopen are found by the periodic check only", sp.pid, addr, err)
 			return
 		}
-		sp.hook = &bp{addr: addr, orig: orig[0], hook: true}
+		sp.hook = h
 		t.reconcile(sp, sp.hook)
 		return
 	}
@@ -698,34 +692,71 @@ func goMain(path string) (uint64, bool) {
 // armed and the thread runs main.main's first instruction.
 func (t *tracer) reached(th *thread, regs *unix.PtraceRegs) {
 	sp := th.sp
-	if sp.triggerArmed {
-		sp.mem.Write(sp.trigger, []byte{sp.triggerOrig})
-		sp.triggerArmed = false
-	}
+	t.disarmTrigger(sp)
 	sp.deferred = false
 	for _, b := range sp.bps {
 		t.reconcile(sp, b)
 	}
-	regs.Rip = sp.trigger
-	unix.PtraceSetRegs(th.tid, regs)
+	if bpTrapAfter != 0 {
+		regs.SetPC(sp.trigger)
+		t.setRegs(th, regs, "main.main")
+	}
 	t.cont(th.tid, 0)
 }
 
-// reconcile writes or removes b's int3 so that it is armed exactly when its
-// point still needs aborts and no thread is stepping over it.
+// disarmTrigger restores the instruction under sp's breakpoint on main.main.
+func (t *tracer) disarmTrigger(sp *space) {
+	if !sp.triggerArmed {
+		return
+	}
+	if err := sp.mem.Write(sp.trigger, sp.triggerOrig[:]); err != nil && !gone(sp.pid) {
+		t.note("process %d: removing the breakpoint on main.main at %#x: %v", sp.pid, sp.trigger, err)
+	}
+	sp.triggerArmed = false
+}
+
+// reconcile writes or removes b's breakpoint so that it is armed exactly
+// when its point still needs aborts and no thread is stepping over it. A
+// write that fails in a live process is noted, and on the section too: the
+// point it leaves uncovered is not missed silently.
 func (t *tracer) reconcile(sp *space, b *bp) {
 	want := !t.stopped && b.steppers == 0 && (b.hook || !sp.deferred && !b.sec.complete(b.idx, t.reps))
 	if want == b.armed {
 		return
 	}
-	v := b.orig
+	v, what := b.orig[:], "removing"
 	if want {
-		v = 0xcc
+		v, what = bpInsn[:], "setting"
 	}
-	if err := sp.mem.Write(b.addr, []byte{v}); err != nil {
+	if err := sp.mem.Write(b.addr, v); err != nil {
+		if sp.users > 0 && !gone(sp.pid) {
+			t.writeFailed(sp, b, what, err)
+		}
 		return
 	}
 	b.armed = want
+}
+
+// writeFailed notes a breakpoint that could not be set or removed.
+func (t *tracer) writeFailed(sp *space, b *bp, what string, err error) {
+	if b.hook {
+		t.noteOnce(fmt.Sprintf("hook %d %s", sp.pid, what), "process %d: %s the breakpoint on the dynamic loader's _dl_debug_state at %#x: %v", sp.pid, what, b.addr, err)
+		return
+	}
+	off := b.sec.offs[b.idx]
+	msg := fmt.Sprintf("%s the breakpoint at offset %#x failed: %v", what, off, err)
+	if b.sec.rep.Note == "" {
+		b.sec.rep.Note = msg
+	}
+	t.noteOnce(fmt.Sprintf("bp %d %#x %s", sp.pid, b.addr, what), "process %d, section %s: %s", sp.pid, sectionName(b.sec.rep), msg)
+}
+
+// sectionName names a section for a note.
+func sectionName(r *SectionReport) string {
+	if r.Symbol != "" {
+		return r.Symbol
+	}
+	return fmt.Sprintf("%s@%#x", r.Object, r.Start)
 }
 
 // stop ends the torture: every breakpoint is removed.
@@ -739,8 +770,8 @@ func (t *tracer) stop() {
 			t.reconcile(sp, sp.hook)
 		}
 		if sp.triggerArmed {
-			sp.mem.Write(sp.trigger, []byte{sp.triggerOrig})
-			sp.triggerArmed, sp.deferred = false, false
+			t.disarmTrigger(sp)
+			sp.deferred = false
 		}
 	}
 	if t.lastPin != nil {
@@ -937,9 +968,9 @@ func (t *tracer) trap(th *thread) bool {
 	if err := unix.PtraceGetRegs(th.tid, &regs); err != nil {
 		return false
 	}
-	addr := regs.Rip - 1
+	addr := regs.PC() - bpTrapAfter
 	if addr == sp.trigger && sp.trigger != 0 && (sp.triggerArmed || !sp.deferred) {
-		if _, code, err := ptrace.SigInfo(th.tid); err == nil && code == 0x80 {
+		if isBreakpointStop(th.tid) {
 			t.reached(th, &regs)
 			return true
 		}
@@ -953,14 +984,29 @@ func (t *tracer) trap(th *thread) bool {
 	}
 	if !b.armed {
 		// The breakpoint was removed after this thread hit it: run the
-		// original instruction.
-		if _, code, err := ptrace.SigInfo(th.tid); err != nil || code != 0x80 {
+		// original instruction. It is written again first: qemu's TCG
+		// (full-system emulation, several virtual CPUs) can go on
+		// running a stale translation of the breakpoint after it was
+		// removed, when the removal raced with the translation; every
+		// pass then traps here forever. A write to the code drops
+		// that translation; on hardware it changes nothing.
+		if !isBreakpointStop(th.tid) {
 			return false
 		}
-		regs.Rip = addr
-		unix.PtraceSetRegs(th.tid, &regs)
+		if err := sp.mem.Write(b.addr, b.orig[:]); err != nil && !gone(sp.pid) {
+			t.writeFailed(sp, b, "rewriting the instruction under", err)
+		}
+		if bpTrapAfter != 0 {
+			regs.SetPC(addr)
+			if t.setRegs(th, &regs, "a removed breakpoint's address") != nil {
+				return true // gone, or left stopped: noted
+			}
+		}
 		t.cont(th.tid, 0)
 		return true
+	}
+	if checkHitCode && !isBreakpointStop(th.tid) {
+		return false
 	}
 	if b.hook {
 		// The loaded objects changed: find their sections now, before
@@ -976,15 +1022,23 @@ func (t *tracer) trap(th *thread) bool {
 	return true
 }
 
+// isBreakpointStop reports whether the SIGTRAP that stopped tid was raised
+// by a breakpoint instruction.
+func isBreakpointStop(tid int) bool {
+	_, code, err := ptrace.SigInfo(tid)
+	return err == nil && code == bpTrapCode
+}
+
 // stepOver runs the original instruction under b with the breakpoint
 // removed (for this and every other thread until the step ends).
 func (t *tracer) stepOver(th *thread, b *bp, regs *unix.PtraceRegs) {
 	sp := th.sp
 	b.steppers++
 	t.reconcile(sp, b)
-	regs.Rip = b.addr
-	if err := unix.PtraceSetRegs(th.tid, regs); err != nil {
+	regs.SetPC(b.addr)
+	if err := t.setRegs(th, regs, "the breakpoint's address"); err != nil {
 		b.steppers--
+		t.reconcile(sp, b)
 		return
 	}
 	th.stepping = b
@@ -1007,7 +1061,7 @@ func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
 	}
 	// A stopped thread is at an instruction boundary: inside a section
 	// exactly when its address is one of the section's points.
-	b := th.sp.bps[regs.Rip]
+	b := th.sp.bps[regs.PC()]
 	if b == nil {
 		return
 	}
@@ -1054,18 +1108,26 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
 	if !sigOK || sigWord != cfg.Signature {
 		// The kernel kills the thread with SIGSEGV.
 		sec.rep.BadSignature++
-		regs.Rip = b.addr
-		unix.PtraceSetRegs(th.tid, regs)
+		if bpTrapAfter != 0 {
+			regs.SetPC(b.addr)
+			t.setRegs(th, regs, "the faulting address")
+		}
 		t.cont(th.tid, int(unix.SIGSEGV))
 		return true
 	}
 	var zero [8]byte
-	if sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]) != nil {
+	if err := sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]); err != nil {
+		if !gone(sp.pid) {
+			t.noteOnce(fmt.Sprintf("rseq_cs %d", th.tid), "thread %d: clearing rseq_cs at %#x: %v; the hit was stepped over without an abort", th.tid, cfg.Pointer+ptrace.OffRseqCS, err)
+		}
 		return false
 	}
-	regs.Rip = abortIP
-	if err := unix.PtraceSetRegs(th.tid, regs); err != nil {
-		return true
+	regs.SetPC(abortIP)
+	if err := t.setRegs(th, regs, "abort_ip"); err != nil {
+		// rseq_cs is clear: the thread runs on unprotected from the
+		// instruction, as after a ptrace stop on Linux 6.18. The point
+		// stays armed for the next pass.
+		return false
 	}
 	sec.hits[b.idx]++
 	sec.rep.Aborts++

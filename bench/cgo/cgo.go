@@ -1,3 +1,5 @@
+//go:build cgo && linux && (amd64 || arm64)
+
 // Package cgo holds the C per-CPU counter of the benchmarks: a critical
 // section in C on the rseq area glibc registers for every thread, the
 // near-hardware limit for a per-CPU counter. It is its own package because

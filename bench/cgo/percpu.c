@@ -1,7 +1,8 @@
 // A per-CPU counter in C on glibc's rseq registration: the near-hardware
 // limit the Go counters are measured against. The critical section is
 // written here (not taken from librseq): arm rseq_cs, read cpu_id_start,
-// add to that CPU's slot with one instruction, which is the commit.
+// add to that CPU's slot with one instruction (x86-64), or load, add and
+// store (arm64), the store being the commit.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@ int cpc_available(void) {
 	return (int32_t)thread_area()->cpu_id >= 0;
 }
 
+#if defined(__x86_64__)
 // One increment of the calling CPU's slot (slots are CPC_STRIDE bytes
 // apart). The descriptor goes to the __rseq_cs section, its address to
 // __rseq_cs_ptr_array, the way C tools look for them. The abort handler,
@@ -65,6 +67,44 @@ static inline void cpc_add1(struct area *a, char *base, int64_t n) {
 		: [area] "r"(a), [base] "r"(base), [n] "r"(n)
 		: "rax", "memory", "cc");
 }
+
+#elif defined(__aarch64__)
+// The same on arm64: the signature is glibc's RSEQ_SIG there, 0xd428bc00
+// (a brk instruction); the commit is the store of the new slot value.
+static inline void cpc_add1(struct area *a, char *base, int64_t n) {
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0x0, 0x0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"0:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[area], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[area]]\n\t"
+		"add x11, %[base], x10, lsl #7\n\t"
+		"ldr x12, [x11]\n\t"
+		"add x12, x12, %[n]\n\t"
+		"str x12, [x11]\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		".inst 0xd428bc00\n\t"
+		"4:\n\t"
+		"b 0b\n\t"
+		".popsection\n\t"
+		:
+		: [area] "r"(a), [base] "r"(base), [n] "r"(n)
+		: "x9", "x10", "x11", "x12", "memory", "cc");
+}
+#else
+#error "cpc_add1: x86-64 and arm64 only (see cgo.go's build constraint)"
+#endif
 
 void cpc_add_loop(void *base, int64_t iters) {
 	struct area *a = thread_area();

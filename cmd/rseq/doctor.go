@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
-	"unsafe"
 
 	"github.com/gorseq/rseq"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -172,16 +168,12 @@ func diagnose(timing time.Duration) *doctorReport {
 	}
 	r.Notes = append([]string{}, f.Notes...)
 	if f.Errno != 0 {
-		r.Errno = unix.ErrnoName(f.Errno)
+		r.Errno = errnoName(f.Errno)
 		if r.Errno == "" {
 			r.Errno = strconv.Itoa(int(f.Errno))
 		}
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err == nil {
-		r.Kernel = unix.ByteSliceToString(u.Release[:])
-		r.Machine = unix.ByteSliceToString(u.Machine[:])
-	}
+	r.Kernel, r.Machine = uname()
 
 	// The three ids must come from one thread, and the thread must not
 	// change between the reads.
@@ -226,19 +218,6 @@ const (
 	membarrierCmdRegisterPrivateExpeditedRseq = 1 << 8
 )
 
-// membarrierQuery returns the bitmask of the membarrier commands the kernel
-// supports.
-func membarrierQuery() (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0)
-	if e != 0 {
-		return 0, fmt.Errorf("membarrier(MEMBARRIER_CMD_QUERY): %s (%v)", unix.ErrnoName(e), e)
-	}
-	return int(r), nil
-}
-
-// ptraceGetRseqConfiguration is PTRACE_GET_RSEQ_CONFIGURATION (Linux 5.13).
-const ptraceGetRseqConfiguration = 0x420f
-
 // ptraceRseqConfig decides whether PTRACE_GET_RSEQ_CONFIGURATION works by
 // asking for the configuration of a child stopped at its exec, and from the
 // kernel version where the child cannot be traced (ptrace refused by a
@@ -268,54 +247,6 @@ func decidePtraceRseqConfig(kernel string, ok bool, err error) (bool, string) {
 	return verdict == ">=", fmt.Sprintf("from the kernel version: %d.%d %s 5.13 (tracing a child failed: %v)", maj, min, verdict, err)
 }
 
-// probePtraceRseqConfig starts a copy of this program under ptrace, which
-// stops it before it runs any instruction of its own, makes the request on
-// it, and kills it. It returns whether the kernel answered the request, or
-// an error when the probe could not be made.
-func probePtraceRseqConfig() (bool, error) {
-	// All ptrace requests must come from the thread that traces the child.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"rseq-doctor-ptrace-probe"}
-	cmd.Env = []string{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return false, err
-	}
-	pid := cmd.Process.Pid
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("wait4: %w", err)
-		}
-		break
-	}
-	if !ws.Stopped() {
-		return false, fmt.Errorf("traced child did not stop (wait status %#x)", uint32(ws))
-	}
-	// struct ptrace_rseq_configuration: u64 rseq_abi_pointer, u32
-	// rseq_abi_size, u32 signature, u32 flags, u32 pad.
-	var conf [3]uint64
-	_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRseqConfiguration, uintptr(pid),
-		unsafe.Sizeof(conf), uintptr(unsafe.Pointer(&conf)), 0, 0)
-	switch e {
-	case 0:
-		return true, nil
-	case unix.EIO:
-		return false, nil
-	}
-	return false, fmt.Errorf("ptrace(PTRACE_GET_RSEQ_CONFIGURATION): %s", unix.ErrnoName(e))
-}
-
 // kernelVersion parses the major and minor number of a release such as
 // "6.18.44-generic".
 func kernelVersion(release string) (major, minor int, ok bool) {
@@ -335,8 +266,8 @@ func kernelVersion(release string) (major, minor int, ok bool) {
 	return major, minor, true
 }
 
-// timeCPU times rseq.CPU() and the raw getcpu system call on one locked
-// thread, each for half of total.
+// timeCPU times rseq.CPU() and the raw getcpu system call (where there is
+// one) on one locked thread, each for half of total.
 func timeCPU(total time.Duration) timingReport {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -348,13 +279,9 @@ func timeCPU(total time.Duration) timingReport {
 		}
 		runtime.KeepAlive(s)
 	})
-	t.GetcpuSyscallNs, t.GetcpuOps = timeLoop(total/2, func(n int) {
-		var c, node uint32
-		for range n {
-			unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
-		}
-		runtime.KeepAlive(c)
-	})
+	if haveGetcpu {
+		t.GetcpuSyscallNs, t.GetcpuOps = timeLoop(total/2, getcpuLoop)
+	}
 	return t
 }
 
@@ -468,7 +395,9 @@ func printDoctor(w io.Writer, r *doctorReport) {
 		row("membarrier rseq", "%s (MEMBARRIER_CMD_QUERY = %#x)", yesNo(r.MembarrierRseq), r.MembarrierCommands)
 	}
 	row("ptrace rseq config", "%s (%s)", yesNo(r.PtraceRseqConfig), r.PtraceRseqConfigHow)
-	if r.Timing.RseqCPUOps > 0 {
+	if r.Timing.RseqCPUOps > 0 && r.Timing.GetcpuOps == 0 {
+		row("timing", "rseq.CPU() %.1f ns/op (no getcpu system call here)", r.Timing.RseqCPUNs)
+	} else if r.Timing.RseqCPUOps > 0 {
 		ratio := ""
 		if r.Timing.RseqCPUNs > 0 {
 			ratio = fmt.Sprintf(", %.0fx", r.Timing.GetcpuSyscallNs/r.Timing.RseqCPUNs)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 
@@ -129,6 +130,10 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	if (*pid == 0) == (fs.NArg() == 0) {
 		fmt.Fprintln(stderr, "rseq scan: give either files or --pid PID")
 		fs.Usage()
+		return scanUnusable
+	}
+	if *pid != 0 && runtime.GOOS != "linux" {
+		fmt.Fprintf(stderr, "rseq scan: --pid: not supported on %s (it reads /proc/PID/maps and /proc/PID/mem); scan the files instead\n", runtime.GOOS)
 		return scanUnusable
 	}
 	opt := scan.Options{Disassemble: *disasm || *insns}

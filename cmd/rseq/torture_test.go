@@ -1,23 +1,51 @@
+//go:build linux && (amd64 || arm64)
+
 package main
 
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gorseq/rseq/internal/prebuilt"
+	"github.com/gorseq/rseq/scan"
 )
 
-// buildPercpu builds torture/testdata/percpu.c with the given -D flags.
-func buildPercpu(t *testing.T, defs ...string) string {
+// buildPercpu builds torture/testdata/percpu.c with the given variant (""
+// or "BROKEN", for -DBROKEN), or returns the prebuilt
+// $GORSEQ_PREBUILT/torture/percpuVARIANT (see internal/prebuilt).
+func buildPercpu(t *testing.T, variant string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "percpu")
-	args := append([]string{"-O2", "-pthread", "-o", bin, "../../torture/testdata/percpu.c"}, defs...)
-	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
+	return prebuilt.Program(t, "torture", "percpu"+variant, func(bin string) error {
+		args := []string{"-O2", "-pthread", "-o", bin, "../../torture/testdata/percpu.c"}
+		if variant != "" {
+			args = append(args, "-D"+variant)
+		}
+		if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("gcc: %v\n%s", err, out)
+		}
+		return nil
+	})
+}
+
+// sectionName returns the name rseq torture's report gives the section whose
+// symbol starts with prefix in the program at path ("inc20+0x12").
+func sectionName(t *testing.T, path, prefix string) string {
+	t.Helper()
+	o, err := scan.ScanFile(path, scan.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return bin
+	for _, s := range o.Sections {
+		if strings.HasPrefix(s.Symbol, prefix) {
+			return s.Symbol
+		}
+	}
+	t.Fatalf("%s has no section %s*", path, prefix)
+	return ""
 }
 
 func runTortureCmd(t *testing.T, args ...string) (int, string, string) {
@@ -28,12 +56,13 @@ func runTortureCmd(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestTortureCommand(t *testing.T) {
-	bin := buildPercpu(t)
+	bin := buildPercpu(t, "")
 	code, out, errs := runTortureCmd(t, "--progress", "0", "--reps", "2", "--", bin, "2", "20000")
 	if code != tortureOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"ok: sums 40000\n", "coverage: 25/25 abort points (100.0%", "inc20+0x12", "result: the program survived"} {
+	inc20 := sectionName(t, bin, "inc20")
+	for _, want := range []string{"ok: sums 40000\n", "coverage: 25/25 abort points (100.0%", inc20 + " ", "result: the program survived"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -62,7 +91,7 @@ func TestTortureCommand(t *testing.T) {
 }
 
 func TestTortureCommandBroken(t *testing.T) {
-	bin := buildPercpu(t, "-DBROKEN")
+	bin := buildPercpu(t, "BROKEN")
 	code, out, errs := runTortureCmd(t, "--progress", "0", "--", bin, "2", "20000")
 	if code != tortureFailed || !strings.Contains(out, "FAIL: sums") || !strings.Contains(out, "program: exited with status 1 (expected 0)") {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, tortureFailed, out, errs)
@@ -70,7 +99,7 @@ func TestTortureCommandBroken(t *testing.T) {
 }
 
 func TestTortureCommandTimeout(t *testing.T) {
-	bin := buildPercpu(t)
+	bin := buildPercpu(t, "")
 	// A million aborts per point cannot finish: the timeout ends the
 	// torture, the program finishes untouched, coverage stays low.
 	code, out, errs := runTortureCmd(t, "--progress", "100ms", "--reps", "1000000", "--timeout", "300ms", "--", bin, "1", "100000")

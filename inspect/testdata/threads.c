@@ -1,10 +1,11 @@
 // threads: a multi-threaded target for rseq ps. Threads: "main"; "spinner",
-// which loops through an rseq critical section (spin_inc, on glibc's area);
-// "sleeper", which sleeps; "churn", which keeps creating and joining
-// short-lived "worker" threads. Prints "ready" once all run. On a line "q"
-// on stdin (or EOF) it stops them and checks that the spinner's per-CPU sum
-// equals its plain count: exit status 0 and "ok" when it does, 1 otherwise.
-// With argument "exit MS" it exits by itself after MS milliseconds.
+// which loops through an rseq critical section (spin_inc, on glibc's area,
+// written for x86-64 and arm64); "sleeper", which sleeps; "churn", which
+// keeps creating and joining short-lived "worker" threads. Prints "ready"
+// once all run. On a line "q" on stdin (or EOF) it stops them and checks
+// that the spinner's per-CPU sum equals its plain count: exit status 0 and
+// "ok" when it does, 1 otherwise. With argument "exit MS" it exits by itself
+// after MS milliseconds.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@ static struct slot counters[MAXCPU];
 static volatile int stop;
 static volatile long spins;
 
+#if defined(__x86_64__)
 __attribute__((noinline)) static void spin_inc(struct area *rs)
 {
 	__asm__ __volatile__(
@@ -64,6 +66,41 @@ __attribute__((noinline)) static void spin_inc(struct area *rs)
 		: [rs] "r"(rs), [c] "r"(counters)
 		: "rax", "rdx", "memory", "cc");
 }
+
+#elif defined(__aarch64__)
+__attribute__((noinline)) static void spin_inc(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[rs], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[rs], #4]\n\t"
+		"add x11, %[c], x10, lsl #6\n\t"
+		"ldr x12, [x11]\n\t"
+		"yield\n\tyield\n\tyield\n\tyield\n\t"
+		"add x12, x12, #1\n\t"
+		"str x12, [x11]\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		".inst 0xd428bc00\n\t"
+		"4:\n\t"
+		"b 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(counters)
+		: "x9", "x10", "x11", "x12", "memory", "cc");
+}
+#else
+#error "threads.c: a section for x86-64 and arm64 only"
+#endif
 
 static void *spinner(void *arg)
 {

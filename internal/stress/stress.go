@@ -26,6 +26,9 @@
 //     test that makes raw system calls must retry them, or run with
 //     NoSignals.
 //
+// The affinity and signal storms are Linux's (sched_setaffinity, tgkill);
+// elsewhere they stay off (the test log says so) and the rest burns.
+//
 // Each part can be switched off in Options. The stop function undoes
 // everything (profile stopped, affinity masks and GOMAXPROCS restored),
 // waits for the goroutines it started, and returns what happened. It is
@@ -46,7 +49,6 @@ package stress
 
 import (
 	"io"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -55,8 +57,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Options selects the parts of the fire. The zero value turns everything
@@ -146,7 +146,7 @@ type fire struct {
 	profiling bool
 	oldProcs  int
 	setProcs  int
-	origMask  unix.CPUSet
+	origMask  cpuSet
 	haveMask  bool
 	affCalls  atomic.Int64
 	affRounds atomic.Int64
@@ -185,7 +185,7 @@ func (f *fire) begin() {
 		}
 	}
 	if !o.NoAffinity {
-		if err := unix.SchedGetaffinity(0, &f.origMask); err != nil {
+		if err := getAffinity(&f.origMask); err != nil {
 			f.t.Logf("stress: sched_getaffinity: %v; affinity storm off", err)
 		} else {
 			f.haveMask = true
@@ -202,8 +202,12 @@ func (f *fire) begin() {
 		go f.churn()
 	}
 	if !o.NoSignals {
-		f.wg.Add(1)
-		go f.signalStorm()
+		if err := canSignal(); err != nil {
+			f.t.Logf("stress: %v; signal storm off", err)
+		} else {
+			f.wg.Add(1)
+			go f.signalStorm()
+		}
 	}
 }
 
@@ -218,7 +222,7 @@ func (f *fire) end() Stats {
 		// mask; two passes catch threads created during the first.
 		for i := 0; i < 2; i++ {
 			for _, tid := range tasks() {
-				_ = unix.SchedSetaffinity(tid, &f.origMask)
+				_ = setAffinity(tid, &f.origMask)
 			}
 		}
 	}
@@ -277,38 +281,6 @@ func tasks() []int {
 	return tids
 }
 
-func (f *fire) affinityStorm() {
-	defer f.wg.Done()
-	var cpus []int
-	for i := 0; i < len(f.origMask)*64; i++ {
-		if f.origMask.IsSet(i) {
-			cpus = append(cpus, i)
-		}
-	}
-	if len(cpus) == 0 {
-		return
-	}
-	for !f.stopped() {
-		for _, tid := range tasks() {
-			var set unix.CPUSet
-			for _, c := range cpus {
-				if rand.IntN(2) == 0 {
-					set.Set(c)
-				}
-			}
-			if set.Count() == 0 {
-				set.Set(cpus[rand.IntN(len(cpus))])
-			}
-			// ESRCH for a thread that exited meanwhile is expected.
-			if unix.SchedSetaffinity(tid, &set) == nil {
-				f.affCalls.Add(1)
-			}
-		}
-		f.affRounds.Add(1)
-		pause(f.opts.AffinityInterval, 200*time.Microsecond)
-	}
-}
-
 func (f *fire) gcLoop() {
 	defer f.wg.Done()
 	for !f.stopped() {
@@ -326,40 +298,15 @@ func (f *fire) churn() {
 			runtime.LockOSThread()
 			// Exiting without UnlockOSThread makes the runtime
 			// terminate this thread.
-			ch <- unix.Gettid()
+			ch <- gettid()
 		}()
 		tid := <-ch
 		f.killed.Add(1)
-		f.tidMu.Lock()
-		f.tids[tid] = true
-		f.tidMu.Unlock()
+		if tid != 0 { // 0: no thread ids on this system
+			f.tidMu.Lock()
+			f.tids[tid] = true
+			f.tidMu.Unlock()
+		}
 		pause(f.opts.ChurnInterval, 500*time.Microsecond)
-	}
-}
-
-func (f *fire) signalStorm() {
-	defer f.wg.Done()
-	// A thread of its own that sleeps in the kernel between rounds, so the
-	// storm keeps its pace however busy the Go scheduler is.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	d := f.opts.SignalInterval
-	if d <= 0 {
-		d = 100 * time.Microsecond
-	}
-	ts := unix.NsecToTimespec(d.Nanoseconds())
-	pid := unix.Getpid()
-	var tids []int
-	for k := 0; !f.stopped(); k++ {
-		if k%16 == 0 {
-			tids = tasks() // threads come and go; refresh now and then
-		}
-		for _, tid := range tids {
-			// ESRCH for a thread that exited meanwhile is expected.
-			if unix.Tgkill(pid, tid, unix.SIGURG) == nil {
-				f.signals.Add(1)
-			}
-		}
-		_ = unix.Nanosleep(&ts, nil)
 	}
 }

@@ -2,9 +2,13 @@
 // threads, with an exact-sum check at the end. Exit status 0 when the sums
 // are exact, 1 when they are not, 2 on a setup error.
 //
+// The sections are written for x86-64 and arm64 (same behaviour, same
+// instruction counts: inc5 5 instructions, inc20 20).
+//
 // Build variants (gcc -O2 -pthread):
 //   default      the thread's area is the one glibc registered
-//                (thread pointer + __rseq_offset, signature 0x53053053)
+//                (thread pointer + __rseq_offset, signature 0x53053053 on
+//                x86-64, 0xd428bc00 on arm64)
 //   -DSELFREG    every thread registers its own area with signature
 //                0x5eed5eed (run with GLIBC_TUNABLES=glibc.pthread.rseq=0)
 //   -DUNREG      every worker unregisters glibc's area and runs the sections
@@ -44,6 +48,20 @@ struct slot {
 static struct slot ca[MAXCPU], cb[MAXCPU];
 static volatile int64_t last;
 
+// glibc's signature (RSEQ_SIG), and how the signature is emitted before an
+// abort handler.
+#if defined(__x86_64__)
+#define GLIBC_SIG 0x53053053
+#define GLIBC_SIGSTR "0x53053053"
+#define SIGNATURE(s) ".byte 0x0f, 0xb9, 0x3d\n\t.long " s "\n\t"
+#elif defined(__aarch64__)
+#define GLIBC_SIG 0xd428bc00
+#define GLIBC_SIGSTR "0xd428bc00"
+#define SIGNATURE(s) ".inst " s "\n\t"
+#else
+#error "percpu.c: sections for x86-64 and arm64 only"
+#endif
+
 #ifdef SELFREG
 #define SIG 0x5eed5eed
 #define SIGSTR "0x5eed5eed"
@@ -58,7 +76,7 @@ static int reg(void)
 	return 0;
 }
 #else
-#define SIGSTR "0x53053053"
+#define SIGSTR GLIBC_SIGSTR
 extern const ptrdiff_t __rseq_offset;
 extern const unsigned int __rseq_size;
 static struct area *thread_area(void)
@@ -72,7 +90,10 @@ static int reg(void)
 		return -1;
 	}
 #ifdef UNREG
-	if (syscall(SYS_rseq, thread_area(), 32, 1, 0x53053053) != 0) {
+	// glibc 2.35 to 2.39 register 32 bytes; later ones may register
+	// __rseq_size.
+	if (syscall(SYS_rseq, thread_area(), 32, 1, GLIBC_SIG) != 0 &&
+	    syscall(SYS_rseq, thread_area(), __rseq_size, 1, GLIBC_SIG) != 0) {
 		fprintf(stderr, "rseq unregistration failed: %s\n", strerror(errno));
 		return -1;
 	}
@@ -81,6 +102,7 @@ static int reg(void)
 }
 #endif
 
+#if defined(__x86_64__)
 // inc5 adds 1 to ca[cpu].
 __attribute__((noinline)) static void inc5(struct area *rs)
 {
@@ -110,8 +132,7 @@ __attribute__((noinline)) static void inc5(struct area *rs)
 #endif
 		"2:\n\t"
 		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"
-		".long " SIGSTR "\n\t"
+		SIGNATURE(SIGSTR)
 		"4:\n\t"
 		"jmp 6b\n\t"
 		".popsection\n\t"
@@ -163,8 +184,7 @@ __attribute__((noinline)) static void inc20(struct area *rs)
 		"movq %%r8, (%[c],%%rax)\n\t"   /* 20: commit */
 		"2:\n\t"
 		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"
-		".long " SIGSTR "\n\t"
+		SIGNATURE(SIGSTR)
 		"4:\n\t"
 		"jmp 6b\n\t"
 		"5:\n\t"
@@ -174,6 +194,103 @@ __attribute__((noinline)) static void inc20(struct area *rs)
 		: [rs] "r"(rs), [c] "r"(cb)
 		: "rax", "rcx", "rdx", "rsi", "r8", "memory", "cc");
 }
+
+#else /* __aarch64__ */
+// inc5 adds 1 to ca[cpu].
+__attribute__((noinline)) static void inc5(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[rs], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[rs], #4]\n\t"
+		"add x11, %[c], x10, lsl #6\n\t"
+		"ldr x12, [x11]\n\t"
+		"add x12, x12, #1\n\t"
+#ifdef BROKEN
+		"str x12, [x11]\n\t"
+		"str x12, [%[last]]\n\t"
+#else
+		"str x12, [x11]\n\t"
+#endif
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"b 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(ca), [last] "r"(&last)
+		: "x9", "x10", "x11", "x12", "memory", "cc");
+}
+
+// inc20 adds 1 to cb[cpu] through a 20-instruction section (the increment is
+// computed the long way) with two never-taken exits.
+__attribute__((noinline)) static void inc20(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_exit_point_array, \"aw\"\n\t"
+		".quad 1f, 5f\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[rs], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[rs], #4]\n\t"          /* 1 */
+		"cmp w10, #1024\n\t"                /* 2 */
+		"b.hs 5f\n\t"                       /* 3 */
+		"add x11, %[c], x10, lsl #6\n\t"    /* 4 */
+		"ldr x12, [x11]\n\t"                /* 5 */
+		"mov w13, #7\n\t"                   /* 6 */
+		"mov w14, #3\n\t"                   /* 7 */
+		"mul w13, w13, w14\n\t"             /* 8: 21 */
+		"sub w13, w13, #20\n\t"             /* 9: 1 */
+		"eor w14, w13, #0x55555555\n\t"     /* 10 */
+		"eor w14, w14, #0x55555555\n\t"     /* 11: 1 */
+		"add w13, w13, w14\n\t"             /* 12: 2 */
+		"lsr w13, w13, #1\n\t"              /* 13: 1 */
+		"sxtw x13, w13\n\t"                 /* 14 */
+		"add x12, x12, x13\n\t"             /* 15 */
+		"nop\n\t"                           /* 16 */
+		"cbz x12, 5f\n\t"                   /* 17 */
+		"mov x15, x12\n\t"                  /* 18 */
+		"nop\n\t"                           /* 19 */
+		"str x15, [x11]\n\t"                /* 20: commit */
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"b 6b\n\t"
+		"5:\n\t"
+		"udf #0\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cb)
+		: "x9", "x10", "x11", "x12", "x13", "x14", "x15", "memory", "cc");
+}
+
+#endif
 
 static long iters = 200000;
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cgoids is the cgo twin of internal/testprog/ids: a program that
 // runs with cgo, so that glibc registers an rseq area on every thread. Besides
 // the checks ids makes, it compares rseq.AreaAddress() on each thread with

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package idcheck is shared by the test programs under internal/testprog: it
 // checks, on locked OS threads, that the rseq package's ids agree with the
 // getcpu system call on every CPU the process may run on, and describes the

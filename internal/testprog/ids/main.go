@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command ids is a test program (built and run by process_test.go in the
 // module root): it prints rseq.Features() and checks the package's ids
 // against the getcpu system call on its main thread and on further locked

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command seccompexec runs a program with the rseq system call refused by a
 // seccomp filter, so that tests can watch the rseq package fall back for real.
 //

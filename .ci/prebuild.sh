@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# prebuild.sh: build every helper program that the tests of torture/,
+# inspect/ and cmd/rseq/ otherwise build themselves with gcc or go build,
+# for machines that have neither (qemu guests booted with the test binaries
+# only). The tests use them when GORSEQ_PREBUILT names OUTDIR (see
+# internal/prebuilt); a program missing there then fails the test that
+# needs it.
+#
+# Usage: .ci/prebuild.sh GOARCH OUTDIR
+#
+#   GOARCH   amd64 or arm64: the architecture of the machine that runs them
+#   OUTDIR   created if missing; the files below are replaced
+#
+# Layout of OUTDIR (PKGDIR/NAME: the program whose source is in
+# PKGDIR/testdata; a test of another package that runs it looks there too):
+#
+#   GOARCH                 one line: the GOARCH the programs were built for
+#   torture/percpu         torture/testdata/percpu.c            static
+#   torture/percpuSELFREG  the same with -DSELFREG              static
+#   torture/percpuBROKEN   the same with -DBROKEN               static
+#   torture/percpuUNREG    the same with -DUNREG                static
+#   torture/goprog         torture/testdata/goprog (Go, CGO_ENABLED=0, static)
+#   torture/dlmain         torture/testdata/dlmain.c   dynamic (it calls dlopen)
+#   torture/libinc.so      torture/testdata/libinc.c   shared library
+#   inspect/threads        inspect/testdata/threads.c           static
+#   lib/ld-linux-*.so.*    the dynamic loader dlmain was linked against
+#                          (ld-linux-x86-64.so.2 or ld-linux-aarch64.so.1)
+#   lib/*.so*              the shared libraries dlmain and libinc.so need
+#                          (libc.so.6, ...), from the same C library
+#
+# The dynamic programs run on a machine without a C library through the
+# packed loader, which the tests do (TestDlopen):
+#
+#   OUTDIR/lib/ld-linux-aarch64.so.1 --library-path OUTDIR/lib \
+#       OUTDIR/torture/dlmain OUTDIR/torture/libinc.so 20000
+#
+# OUTDIR may be moved as a whole: nothing in it names its own location.
+#
+# Compilers: gcc for the host's architecture, else the Debian cross
+# compiler (x86_64-linux-gnu-gcc or aarch64-linux-gnu-gcc), installed with
+# apt-get when missing (run as root); Go from PATH or /usr/local/go/bin.
+set -euo pipefail
+
+die() { echo "prebuild: $*" >&2; exit 1; }
+[ $# -eq 2 ] || die "usage: .ci/prebuild.sh GOARCH OUTDIR"
+goarch=$1
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/local/go/bin"
+case "$goarch" in
+amd64) triple=x86_64-linux-gnu pkg=gcc-x86-64-linux-gnu libcpkg=libc6-dev-amd64-cross ;;
+arm64) triple=aarch64-linux-gnu pkg=gcc-aarch64-linux-gnu libcpkg=libc6-dev-arm64-cross ;;
+*) die "GOARCH $goarch: amd64 or arm64 only" ;;
+esac
+
+hostarch=$(go env GOHOSTARCH)
+if [ "$hostarch" = "$goarch" ]; then
+	cc=gcc
+	command -v gcc >/dev/null || die "no gcc (apt-get install gcc)"
+else
+	cc=$triple-gcc
+	if ! command -v "$cc" >/dev/null; then
+		echo "prebuild: installing $pkg $libcpkg" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" "$libcpkg" >&2
+	fi
+fi
+readelf=readelf
+command -v "$triple-readelf" >/dev/null && readelf=$triple-readelf
+
+mkdir -p "$out/torture" "$out/inspect" "$out/lib"
+echo "$goarch" >"$out/GOARCH"
+cflags=(-O2 -pthread -Wall)
+
+# Static C programs.
+for v in "" SELFREG BROKEN UNREG; do
+	"$cc" "${cflags[@]}" -static -o "$out/torture/percpu$v" torture/testdata/percpu.c ${v:+"-D$v"}
+done
+"$cc" "${cflags[@]}" -static -o "$out/inspect/threads" inspect/testdata/threads.c
+
+# Go programs.
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/torture/goprog" ./torture/testdata/goprog
+
+# The dlopen test: a dynamic program, a shared library, and what they need.
+"$cc" "${cflags[@]}" -o "$out/torture/dlmain" torture/testdata/dlmain.c -ldl
+"$cc" -O2 -Wall -shared -fPIC -o "$out/torture/libinc.so" torture/testdata/libinc.c
+
+# needed FILE: the DT_NEEDED entries of FILE.
+needed() { "$readelf" -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'; }
+# find_lib NAME: NAME in the compiler's C library.
+find_lib() {
+	local p
+	p=$("$cc" -print-file-name="$1")
+	if [ "$p" = "$1" ] || [ ! -e "$p" ]; then
+		# Not on the compiler's search path: a native build's loader is
+		# where its program header says.
+		for d in /lib64 /lib/"$triple" /usr/lib/"$triple" /usr/"$triple"/lib; do
+			[ -e "$d/$1" ] && { echo "$d/$1"; return; }
+		done
+		die "cannot find $1 for $cc"
+	fi
+	echo "$p"
+}
+interp=$("$readelf" -l "$out/torture/dlmain" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+[ -n "$interp" ] || die "dlmain has no program interpreter"
+queue=("$(basename "$interp")")
+queue+=($(needed "$out/torture/dlmain") $(needed "$out/torture/libinc.so"))
+declare -A seen=()
+while [ ${#queue[@]} -gt 0 ]; do
+	name=${queue[0]}
+	queue=("${queue[@]:1}")
+	[ -z "${seen[$name]:-}" ] || continue
+	seen[$name]=1
+	src=$(find_lib "$name")
+	cp -L "$src" "$out/lib/$name"
+	queue+=($(needed "$out/lib/$name"))
+done
+
+echo "prebuild: $goarch programs in $out:" >&2
+(cd "$out" && find . -type f | sort | sed 's|^\./|  |') >&2

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package stress
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// Outside Linux there is no sched_setaffinity on other threads and no
+// tgkill: the affinity and signal storms stay off.
+
+type cpuSet struct{}
+
+var errNotLinux = fmt.Errorf("not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+func getAffinity(*cpuSet) error      { return fmt.Errorf("sched_getaffinity: %w", errNotLinux) }
+func setAffinity(int, *cpuSet) error { return errNotLinux }
+func gettid() int                    { return 0 }
+func canSignal() error               { return fmt.Errorf("tgkill: %w", errNotLinux) }
+
+func (f *fire) affinityStorm() { f.wg.Done() }
+func (f *fire) signalStorm()   { f.wg.Done() }
