@@ -29,7 +29,10 @@ func testBufferExact(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, func() {
+	// Pop's section (cmp2Store) runs too, but seldom gets far enough to
+	// be interrupted while the drainer keeps the buffers empty; the root
+	// package's scenarios prove its restart path.
+	underFire(t, []string{"storeCommit"}, func() {
 		go func() {
 			defer close(done)
 			var out []uintptr
@@ -61,7 +64,7 @@ func testBufferExact(t *testing.T) {
 				}
 				runtime.Gosched()
 			}
-			if i%5 == 0 {
+			if i%2 == 0 {
 				if e, ok := b.Pop(); ok {
 					popped[g] = append(popped[g], e)
 				}

@@ -17,7 +17,7 @@ func TestCounterExact(t *testing.T) {
 	var counts []int
 	var loads atomic.Int64
 	done := make(chan struct{})
-	underFireAborts(t, true, func() {
+	underFire(t, []string{"add"}, func() {
 		go func() {
 			defer close(done)
 			for loads.Load() >= 0 {
@@ -64,7 +64,7 @@ func TestCounterSwapExact(t *testing.T) {
 	var taken atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, func() {
+	underFire(t, []string{"add"}, func() {
 		go func() {
 			defer close(done)
 			for k := 0; ; k++ {
@@ -108,8 +108,8 @@ func TestCounterZeroAndWrap(t *testing.T) {
 	if got, want := c.Load(), -5+max+10; got != want {
 		t.Fatalf("Load = %d, want %d", got, want)
 	}
-	if old := c.Swap(7); old == 7 || c.Load() != 7 {
-		t.Fatalf("Swap(7) returned %d, then Load = %d", old, c.Load())
+	if old, want := c.Swap(7), -5+max+10; old != want || c.Load() != 7 {
+		t.Fatalf("Swap(7) returned %d, then Load = %d; want %d and 7", old, c.Load(), want)
 	}
 	c.Inc()
 	if c.Reset() != 8 || c.Load() != 0 {

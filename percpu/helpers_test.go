@@ -3,6 +3,7 @@ package percpu
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,8 @@ import (
 )
 
 // burn is how long each exactness test keeps its goroutines busy under
-// fire.
+// fire at least; they go on (up to maxBurn) until every section the test
+// uses has aborted abortFloor times.
 func burn() time.Duration {
 	if testing.Short() {
 		return 250 * time.Millisecond
@@ -22,17 +24,86 @@ func burn() time.Duration {
 	return 1500 * time.Millisecond
 }
 
+func maxBurn() time.Duration {
+	switch {
+	case inQemu():
+		return 30 * time.Second
+	case testing.Short():
+		return 5 * time.Second
+	}
+	return 15 * time.Second
+}
+
+func inQemu() bool { return os.Getenv("GORSEQ_QEMU") != "" }
+
+// abortFloor is how many aborts each section an exactness test uses must
+// see under fire, so that its restart path is proven under load.
+func abortFloor() uint64 {
+	switch {
+	case inQemu():
+		return 1
+	case testing.Short():
+		return 1
+	}
+	return 3
+}
+
+// abortableHere reports whether section can be aborted where the test runs.
+// qemu's TCG delivers interrupts only between blocks of translated code,
+// which end at branches: a section without a branch inside (add,
+// addIndirect) is one block and never aborts there; every other section
+// has a branch and does.
+func abortableHere(section string) bool {
+	return !inQemu() || section != "add" && section != "addIndirect"
+}
+
+// fire is what until keeps burning for: the sections of the running
+// exactness test and their abort counts when it began.
+var fire struct {
+	sync.Mutex
+	sections []string
+	before   map[string]uint64
+}
+
+func abortsByName() map[string]uint64 {
+	m := map[string]uint64{}
+	for _, s := range rseq.Stats() {
+		m[s.Name] = s.Aborts
+	}
+	return m
+}
+
+// floorsMet reports whether every section of the running test that can
+// abort here has aborted abortFloor times (or sections do not run).
+func floorsMet() bool {
+	if !rseq.Features().Operations || forceLocked.Load() {
+		return true
+	}
+	fire.Lock()
+	defer fire.Unlock()
+	now := abortsByName()
+	for _, s := range fire.sections {
+		if abortableHere(s) && now[s]-fire.before[s] < abortFloor() {
+			return false
+		}
+	}
+	return true
+}
+
 // until runs f(g, i) for i = 0, 1, ... in G goroutines until burn() has
-// passed (f returning false stops that goroutine early) and returns the
-// number of calls each goroutine made.
+// passed and floorsMet, or maxBurn() has (f returning false stops that
+// goroutine early), and returns the number of calls each goroutine made.
 func until(G int, f func(g, i int) bool) []int {
 	counts := make([]int, G)
-	deadline := time.Now().Add(burn())
+	start := time.Now()
+	deadline, hard := start.Add(burn()), start.Add(maxBurn())
 	parallel(G, func(g int) {
 		i := 0
 		for ; ; i++ {
-			if i%256 == 0 && time.Now().After(deadline) {
-				break
+			if i%256 == 0 {
+				if now := time.Now(); now.After(hard) || now.After(deadline) && floorsMet() {
+					break
+				}
 			}
 			if !f(g, i) {
 				i++
@@ -52,44 +123,61 @@ func total(counts []int) int {
 	return t
 }
 
-// underFire runs body under the stress package's fire and logs the abort
-// and fallback counts of the sections the package used.
-func underFire(t *testing.T, body func()) {
-	underFireAborts(t, false, body)
-}
-
-// underFireAborts is underFire; with wantAborts it also fails the test if
-// no section was aborted while the operations ran as sections (not under
-// -short, where the fire burns too briefly to be sure).
-func underFireAborts(t *testing.T, wantAborts bool, body func()) {
+// underFire runs body under the stress package's fire. sections are the
+// restartable sections body uses: until, inside body, keeps going until
+// each has aborted abortFloor times (where it can abort here), and
+// underFire fails the test if one has not, when the operations run as
+// sections. It logs every section's aborts and fallbacks.
+func underFire(t *testing.T, sections []string, body func()) {
 	t.Helper()
 	before := rseq.Stats()
+	fire.Lock()
+	fire.sections, fire.before = sections, abortsByName()
+	fire.Unlock()
 	stop := stress.Start(t, stress.Options{})
 	body()
 	st := stop()
 	if st.AffinityCalls == 0 && st.ThreadsKilled == 0 {
 		t.Errorf("the fire did not burn: %+v", st)
 	}
-	var aborts, fallbacks uint64
+	ops := rseq.Features().Operations
+	t.Logf("operations: %v (%s); fire: %+v", ops, rseq.Features().OperationsReason, st)
 	for i, s := range rseq.Stats() {
-		aborts += s.Aborts - before[i].Aborts
-		fallbacks += s.Fallbacks - before[i].Fallbacks
+		a, f := s.Aborts-before[i].Aborts, s.Fallbacks-before[i].Fallbacks
+		if a != 0 || f != 0 {
+			t.Logf("section %s: %d aborts, %d fallbacks", s.Name, a, f)
+		}
 	}
-	t.Logf("operations: %v (%s); aborts %d, fallbacks %d", rseq.Features().Operations, rseq.Features().OperationsReason, aborts, fallbacks)
-	if wantAborts && !testing.Short() && rseq.Features().Operations && fallbacks == 0 && aborts == 0 {
-		t.Errorf("no section was aborted under fire: the test did not exercise the restart path")
+	if !ops || forceLocked.Load() {
+		return // no sections, or structures made in locked mode
+	}
+	after := abortsByName()
+	for _, s := range sections {
+		a := after[s] - fire.before[s]
+		switch {
+		case !abortableHere(s):
+			t.Logf("section %s cannot abort under qemu's TCG (no branch inside); %d aborts", s, a)
+		case a < abortFloor():
+			t.Errorf("section %s aborted %d times under fire, want at least %d: its restart path is not proven", s, a, abortFloor())
+		}
 	}
 }
 
-// parallel runs f(g) in n goroutines and waits for them.
+// parallel runs f(g) in n goroutines and waits for them. With mainThread
+// set, f(0) runs on the main thread instead.
 func parallel(n int, f func(g int)) {
 	var wg sync.WaitGroup
 	for g := 0; g < n; g++ {
 		wg.Add(1)
-		go func() {
+		run := func() {
 			defer wg.Done()
 			f(g)
-		}()
+		}
+		if g == 0 && mainThread != nil {
+			go func() { mainThread <- run }()
+			continue
+		}
+		go run()
 	}
 	wg.Wait()
 }
@@ -126,6 +214,55 @@ func TestFallbackProcess(t *testing.T) {
 		t.Fatalf("child ran the wrong tests:\n%s", out)
 	}
 	t.Logf("GORSEQ=off child passed:\n%s", lastLines(string(out), 12))
+}
+
+// TestMixedModeProcess runs the exactness tests again as a PIE binary
+// whose main thread, registered by the dynamic loader, uses the fallback
+// on the shared slot while every other thread runs sections: the mix of
+// plain section stores and locked fallback updates that readers and
+// drainers must both see (a reader that skips the shared slot loses the
+// main thread's updates).
+func TestMixedModeProcess(t *testing.T) {
+	if mainThread != nil {
+		// The child: the main thread must really have taken the fallback.
+		var fb uint64
+		for _, s := range rseq.Stats() {
+			fb += s.Fallbacks
+		}
+		if rseq.Features().Operations && fb == 0 {
+			t.Fatal("no operation took the fallback on the main thread: the mix went untested")
+		}
+		t.Logf("fallbacks on the main thread: %d; notes %q", fb, rseq.Features().Notes)
+		return
+	}
+	if testing.Short() && inQemu() {
+		t.Skip("no Go toolchain in the guest")
+	}
+	if !rseq.Features().Operations {
+		t.Skip("no sections: nothing to mix with the fallback")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "percpu-pie.test")
+	build := exec.Command(goTool, "test", "-c", "-buildmode=pie", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building a PIE test binary: %v\n%s", err, out)
+	}
+	// The exactness tests, then this test's child half, which checks that
+	// fallbacks happened.
+	cmd := exec.Command(bin, "-test.run=^(Test.*Exact.*|TestUint64CounterWrapsAndCounts|TestMixedModeProcess)$", "-test.short", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "GORSEQ_MAIN_THREAD_WORKER=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("exactness tests in mixed mode failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestMixedModeProcess") || !strings.Contains(string(out), "--- PASS: TestCounterExact") {
+		t.Fatalf("child ran the wrong tests:\n%s", out)
+	}
+	t.Logf("mixed-mode child passed:\n%s", lastLines(string(out), 14))
 }
 
 func lastLines(s string, n int) string {

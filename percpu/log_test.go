@@ -68,7 +68,7 @@ func testLogExact(t *testing.T, fixed int) {
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, func() {
+	underFire(t, []string{"copyCommit"}, func() {
 		go func() {
 			defer close(done)
 			for {

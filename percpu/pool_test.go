@@ -37,7 +37,7 @@ func testPoolExact(t *testing.T, perCPU int) {
 	}
 	var dup atomic.Int64
 	var counts []int
-	underFire(t, func() {
+	underFire(t, []string{"takeHandle", "claimHandle", "putHandle"}, func() {
 		held := make([][]*obj, G)
 		counts = until(G, func(g, i int) bool {
 			h := held[g]
