@@ -326,7 +326,7 @@ func registerThread() (uintptr, error) {
 		return 0, err
 	}
 	if e := sysRseq(a, regLen, 0, Signature); e != 0 {
-		err := describeRegistrationError(a, e) // probes a, so before releasing it
+		err := describeRegistrationError(a, regLen, e) // probes a, so before releasing it
 		releaseArea(a)
 		setThreadSlot(threadFallback)
 		return 0, err
@@ -335,24 +335,24 @@ func registerThread() (uintptr, error) {
 	return a, nil
 }
 
-// describeRegistrationError says why rseq(area, regLen, 0, Signature)
+// describeRegistrationError says why rseq(area, length, 0, Signature)
 // failed with e on the calling thread.
-func describeRegistrationError(area uintptr, e syscall.Errno) error {
+func describeRegistrationError(area uintptr, length uint32, e syscall.Errno) error {
 	if e == unix.EINVAL || e == unix.EBUSY {
 		// The kernel answers EINVAL both for a length or alignment it
 		// refuses and for a thread that already has another area (EBUSY:
 		// this very area). Tell them apart with a probe that only a
 		// thread without a registration accepts: the same area, which is
 		// aligned for any length, with the original 32-byte length.
-		if e == unix.EINVAL && regLen != origAreaSize {
+		if e == unix.EINVAL && length != origAreaSize {
 			if pe := sysRseq(area, origAreaSize, 0, Signature); pe == 0 {
 				sysRseq(area, origAreaSize, 1, Signature) // undo the probe
-				return fmt.Errorf("rseq(len %d, alignment %d): %w: %w", regLen, areaStep, errLengthOrAlignment, e)
+				return fmt.Errorf("rseq(len %d, alignment %d): %w: %w", length, areaStep, errLengthOrAlignment, e)
 			}
 		}
-		return fmt.Errorf("rseq(len %d): another rseq area is registered on this thread: %w", regLen, e)
+		return fmt.Errorf("rseq(len %d): another rseq area is registered on this thread: %w", length, e)
 	}
-	return fmt.Errorf("rseq(len %d): %w", regLen, e)
+	return fmt.Errorf("rseq(len %d): %w", length, e)
 }
 
 // ensureArea returns the calling thread's area, registering one in own mode

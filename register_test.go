@@ -424,3 +424,58 @@ func TestCPUBoundWithoutSysfs(t *testing.T) {
 	}
 	t.Logf("bound without sysfs: %d; PossibleCPUs: %d", n, PossibleCPUs())
 }
+
+// TestRegistrationErrorsNamed: an EINVAL from registering is told apart by
+// its cause: another area on the thread, or a length or alignment the
+// kernel refuses (which used to be blamed on the PIE loader, or left
+// Usable true while every thread fell back).
+func TestRegistrationErrorsNamed(t *testing.T) {
+	requireVerifiedRuntime(t)
+	if features.Mode != ModeOwn {
+		t.Skipf("mode %v: the package does not register areas itself", features.Mode)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a := AreaAddress()
+	if a == 0 {
+		t.Skip("this thread uses the fallback (main thread of a PIE binary?)")
+	}
+	scratch, err := allocArea(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseArea(scratch)
+
+	// With the package's area registered, a second one is refused.
+	e := sysRseq(scratch, regLen, 0, Signature)
+	if e != unix.EINVAL {
+		t.Fatalf("registering a second area: %v, want EINVAL", e)
+	}
+	err = describeRegistrationError(scratch, regLen, e)
+	if errors.Is(err, errLengthOrAlignment) || !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "another rseq area") {
+		t.Errorf("second area: %v; want it named as another area, wrapping EINVAL", err)
+	}
+
+	// Without it, a length the kernel refuses is named as such.
+	if e := sysRseq(a, regLen, 1, Signature); e != 0 {
+		t.Fatalf("unregister own area: %v", e)
+	}
+	defer func() {
+		if e := sysRseq(a, regLen, 0, Signature); e != 0 {
+			t.Fatalf("re-register own area: %v", e)
+		}
+	}()
+	const badLen = 24 // shorter than any struct rseq
+	e = sysRseq(scratch, badLen, 0, Signature)
+	if e != unix.EINVAL {
+		t.Fatalf("registering with length 24: %v, want EINVAL", e)
+	}
+	err = describeRegistrationError(scratch, badLen, e)
+	if !errors.Is(err, errLengthOrAlignment) || !errors.Is(err, unix.EINVAL) {
+		t.Errorf("length 24: %v; want errLengthOrAlignment wrapping EINVAL", err)
+	}
+	// The probe left nothing registered.
+	if e := sysRseq(scratch, origAreaSize, 1, Signature); e != unix.EINVAL {
+		t.Errorf("the probe left the scratch area registered (unregister: %v)", e)
+	}
+}
