@@ -50,6 +50,9 @@
 #   GORSEQ_EXPECT_OPERATIONS=1      the test binaries fail at once if the per-CPU
 #                                   operations do not run as restartable sections
 #   GORSEQ_PREBUILT=/prebuilt       where the helper programs are (see above)
+#   GORSEQ_QEMU_APPEND              (set on the host) more words for the kernel
+#                                   command line, e.g. "maxcpus=1
+#                                   GORSEQ_QEMU_HOTPLUG=1" for TestCPUComesOnline
 #   GORSEQ_QEMU_TEST_TIMEOUT        per-binary limit, for qemuinit
 #   GORSEQ_QEMU_DEBUG_EXIT=0xf4     amd64 only: qemuinit's isa-debug-exit port
 # This script checks the first four itself too: the guest's QEMU-TEST-KERNEL
@@ -491,7 +494,7 @@ env=(GORSEQ_QEMU=1 "GORSEQ_QEMU_ARCH=$arch" "GORSEQ_QEMU_KERNEL=$krel" GORSEQ_EX
 [ -z "$have_prebuilt" ] || env+=(GORSEQ_PREBUILT=/prebuilt)
 env+=("GORSEQ_QEMU_TEST_TIMEOUT=${test_timeout}s")
 [ "$arch" != amd64 ] || env+=(GORSEQ_QEMU_DEBUG_EXIT=0xf4)
-append="console=$console quiet panic=-1 ${env[*]}"
+append="console=$console quiet panic=-1 ${env[*]}${GORSEQ_QEMU_APPEND:+ $GORSEQ_QEMU_APPEND}"
 if [ "$accel" = tcg ]; then
 	accel_opt=tcg
 else
