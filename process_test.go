@@ -29,6 +29,7 @@ import (
 	"unsafe"
 
 	"github.com/gorseq/rseq"
+	"github.com/gorseq/rseq/internal/prebuilt"
 	"github.com/gorseq/rseq/internal/testprog/idcheck"
 	"golang.org/x/sys/unix"
 )
@@ -73,10 +74,31 @@ func needGcc(t *testing.T) {
 	}
 }
 
-// build compiles the package internal/testprog/<name> into dir and returns
-// the executable's path. cgo is "0" or "1"; flags go to go build.
+// build returns the program internal/testprog/<name>: the one
+// .ci/prebuild.sh made (GORSEQ_PREBUILT: rseq/<name>, with -pie or -cgo1
+// for the variants), or one compiled into dir. cgo is "0" or "1"; flags go
+// to go build (only -buildmode=pie has a prebuilt variant).
 func build(t *testing.T, dir, name, cgo string, flags ...string) string {
 	t.Helper()
+	variant := name
+	switch {
+	case len(flags) == 1 && flags[0] == "-buildmode=pie":
+		variant += "-pie"
+	case len(flags) > 0:
+		variant = "" // no prebuilt variant
+	case cgo == "1" && name != "cgoids":
+		variant += "-cgo1"
+	}
+	if variant != "" {
+		if p, ok, err := prebuilt.Lookup("rseq", variant); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			return p
+		}
+	}
+	if cgo == "1" {
+		needGcc(t)
+	}
 	out := filepath.Join(dir, name)
 	if len(flags) > 0 {
 		out += "-" + strings.Trim(strings.Join(flags, ""), "-=")
@@ -92,6 +114,28 @@ func build(t *testing.T, dir, name, cgo string, flags ...string) string {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
 	return out
+}
+
+// argv is how to run prog: itself, or, for a dynamically linked prebuilt
+// program on a machine without a C library (a qemu guest), through the
+// dynamic loader in GORSEQ_PREBUILT/lib.
+func argv(t *testing.T, prog string) []string {
+	t.Helper()
+	if prebuilt.Dir() == "" {
+		return []string{prog}
+	}
+	f, err := elf.Open(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			loader, libdir := prebuilt.Loader(t)
+			return []string{loader, "--library-path", libdir, prog}
+		}
+	}
+	return []string{prog}
 }
 
 // rseqConfig is struct ptrace_rseq_configuration.
@@ -309,7 +353,7 @@ func TestSeccompFallback(t *testing.T) {
 		{unix.EACCES, "EACCES", ""}, // an errno a filter may choose at will
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := startHeld(t, nil, launcher, "-errno", tc.name, ids)
+			c := startHeld(t, nil, append([]string{launcher, "-errno", tc.name}, argv(t, ids)...)...)
 			checkFiltered(t, c.cmd.Process.Pid)
 			f := c.report.Features
 			if f.Usable || f.Mode != "none" {
@@ -347,7 +391,7 @@ func TestSeccompFallback(t *testing.T) {
 func TestOwnModeCgoEnabledWithoutCgo(t *testing.T) {
 	requireVerifiedRuntime(t)
 	ids := build(t, t.TempDir(), "ids", "1")
-	c := startHeld(t, nil, ids)
+	c := startHeld(t, nil, argv(t, ids)...)
 	f := c.report.Features
 	if !f.Usable || f.Mode != "own" || f.Cgo {
 		t.Fatalf("usable %v mode %q cgo %v (reason %q), want true, own, false", f.Usable, f.Mode, f.Cgo, f.Reason)
@@ -384,7 +428,7 @@ func TestPIEMainThread(t *testing.T) {
 	if !interp {
 		t.Skip("this toolchain links -buildmode=pie without a dynamic loader; nothing registers the main thread early")
 	}
-	c := startHeld(t, nil, ids)
+	c := startHeld(t, nil, argv(t, ids)...)
 	f := c.report.Features
 	t.Logf("features of a PIE binary: usable %v mode %s cgo %v glibc %v (offset %d size %d) reason %q notes %q",
 		f.Usable, f.Mode, f.Cgo, f.Glibc, f.GlibcOffset, f.GlibcSize, f.Reason, f.Notes)
@@ -416,7 +460,6 @@ func TestPIEMainThread(t *testing.T) {
 // on every thread, in three situations; the subtests share its build.
 func TestCgo(t *testing.T) {
 	requireVerifiedRuntime(t)
-	needGcc(t)
 	dir := t.TempDir()
 	prog := build(t, dir, "cgoids", "1")
 	t.Run("GlibcAreaReused", func(t *testing.T) { testGlibcAreaReused(t, prog) })
@@ -428,7 +471,7 @@ func TestCgo(t *testing.T) {
 // package must use exactly that area (thread pointer + __rseq_offset, as C
 // computes it on the same thread), never a second one.
 func testGlibcAreaReused(t *testing.T, prog string) {
-	c := startHeld(t, nil, prog)
+	c := startHeld(t, nil, argv(t, prog)...)
 	f, cs := c.report.Features, c.report.C
 	if cs == nil {
 		t.Fatal("the cgo program reported no C side")
@@ -482,7 +525,7 @@ func testGlibcAreaReused(t *testing.T, prog string) {
 // testGlibcTunableOff runs the cgo program with glibc's registration turned
 // off: no thread has an area, so the package must fall back and say why.
 func testGlibcTunableOff(t *testing.T, prog string) {
-	c := startHeld(t, []string{"GLIBC_TUNABLES=glibc.pthread.rseq=0"}, prog)
+	c := startHeld(t, []string{"GLIBC_TUNABLES=glibc.pthread.rseq=0"}, argv(t, prog)...)
 	f, cs := c.report.Features, c.report.C
 	if cs == nil || cs.RseqSize != 0 {
 		t.Fatalf("C side %+v: glibc registered rseq despite glibc.pthread.rseq=0", cs)
@@ -506,7 +549,7 @@ func testGlibcTunableOff(t *testing.T, prog string) {
 // fails first (the filter is in force before the dynamic loader), and the
 // package must fall back and name the errno.
 func testSeccompCgo(t *testing.T, launcher, prog string) {
-	c := startHeld(t, nil, launcher, "-errno", "ENOSYS", prog)
+	c := startHeld(t, nil, append([]string{launcher, "-errno", "ENOSYS"}, argv(t, prog)...)...)
 	checkFiltered(t, c.cmd.Process.Pid)
 	f, cs := c.report.Features, c.report.C
 	if cs == nil || cs.RseqSize != 0 {

@@ -20,7 +20,6 @@ const (
 	atRseqFeatureSize = 27
 	atRseqAlign       = 28
 	atBase            = 7
-	atPHDR            = 3
 )
 
 // areaMode selects how the assembly finds a thread's area. It is set once
@@ -49,7 +48,7 @@ func sysRseq(area uintptr, length uint32, flags int, sig uint32) syscall.Errno {
 	return e
 }
 
-func auxvValues() (size, align uintptr, haveSize, haveAlign bool, base, phdr uintptr) {
+func auxvValues() (size, align uintptr, haveSize, haveAlign bool, base uintptr) {
 	v, err := unix.Auxv()
 	if err != nil {
 		return
@@ -62,8 +61,6 @@ func auxvValues() (size, align uintptr, haveSize, haveAlign bool, base, phdr uin
 			align, haveAlign = kv[1], true
 		case atBase:
 			base = kv[1]
-		case atPHDR:
-			phdr = kv[1]
 		}
 	}
 	return
@@ -84,7 +81,7 @@ func describeErrno(e syscall.Errno) string {
 
 func initFeatures(f *Support) {
 	*f = Support{FeatureSize: origFeatureSize, Alignment: origAlign, Signature: Signature, GoVersion: runtime.Version()}
-	size, align, haveSize, haveAlign, ldBase, phdr := auxvValues()
+	size, align, haveSize, haveAlign, ldBase := auxvValues()
 	if haveSize {
 		f.FeatureSize, f.FromAuxv = int(size), true
 	}
@@ -126,7 +123,7 @@ func initFeatures(f *Support) {
 		return
 	}
 	f.Cgo = cgo
-	g, gerr := findGlibcRseq(ldBase, phdr)
+	g, gerr := findGlibcRseq(ldBase)
 	if gerr == nil {
 		f.Glibc, f.GlibcOffset, f.GlibcSize = true, g.offset, g.size
 	}
@@ -143,6 +140,10 @@ func initFeatures(f *Support) {
 		case g.size == 0:
 			fail(0, "glibc did not register rseq (__rseq_size is 0: GLIBC_TUNABLES=glibc.pthread.rseq=0, or its registration failed)")
 		default:
+			if err := confirmGlibcArea(g, f); err != nil {
+				fail(0, err.Error())
+				return
+			}
 			glibcOffset = g.offset
 			areaMode = areaModeGlibc
 			f.Usable, f.Mode, f.AreaSize = true, ModeGlibc, int(g.size)
@@ -188,16 +189,49 @@ func initFeatures(f *Support) {
 		var e syscall.Errno
 		errors.As(err, &e)
 		switch {
-		case (e == unix.EINVAL || e == unix.EBUSY) && unix.Gettid() == unix.Getpid() && gerr == nil && g.size > 0:
+		case errors.Is(err, errAnotherArea) && unix.Gettid() == unix.Getpid():
 			// The dynamic loader of a PIE binary registered glibc's area
 			// on the main thread before the runtime took over the thread
-			// pointer (__rseq_size says it did): the main thread uses the
-			// fallback and the others register their own.
-			f.Notes = append(f.Notes, fmt.Sprintf("the main thread already has an rseq area, registered by the dynamic loader (glibc's __rseq_size is %d; rseq returned %s): it uses the fallback, other threads their own areas", g.size, unix.ErrnoName(e)))
+			// pointer: the main thread uses the fallback and the others
+			// register their own.
+			loader := "the dynamic loader, which a PIE binary starts with"
+			if gerr == nil && g.size > 0 {
+				loader = fmt.Sprintf("the dynamic loader (glibc's __rseq_size is %d)", g.size)
+			}
+			f.Notes = append(f.Notes, fmt.Sprintf("the main thread already has an rseq area, registered by %s: it uses the fallback, other threads their own areas (%v)", loader, err))
 		default:
 			fail(e, fmt.Sprintf("registering an rseq area failed: %v", err))
 		}
 	}
+}
+
+// confirmGlibcArea asks the kernel whether thread pointer + __rseq_offset
+// is the calling thread's registered area before the package reads it: a
+// registration of the same area, length and signature fails with EBUSY, and
+// any other area with EINVAL (the thread has one already, since glibc's
+// __rseq_size is not 0), without touching memory. glibc registers 32 bytes
+// (2.35 to 2.39) or its feature size rounded up to the alignment.
+func confirmGlibcArea(g glibcRseq, f *Support) error {
+	area := threadPointer() + uintptr(g.offset)
+	lengths := []uint32{origAreaSize}
+	if n := uint32((f.FeatureSize + f.Alignment - 1) &^ (f.Alignment - 1)); n > origAreaSize {
+		lengths = append(lengths, n)
+	}
+	if n := (g.size + origAlign - 1) &^ (origAlign - 1); n > origAreaSize && n != lengths[len(lengths)-1] {
+		lengths = append(lengths, n)
+	}
+	var errs []string
+	for _, n := range lengths {
+		switch e := sysRseq(area, n, 0, Signature); e {
+		case unix.EBUSY:
+			return nil
+		case unix.EPERM:
+			return fmt.Errorf("glibc's rseq area (thread pointer %#x + __rseq_offset %d, from %s) is registered with another signature than %#x", threadPointer(), g.offset, g.file, Signature)
+		default:
+			errs = append(errs, fmt.Sprintf("length %d: %v", n, e))
+		}
+	}
+	return fmt.Errorf("the kernel does not know thread pointer %#x + __rseq_offset %d (from %s) as this thread's rseq area (%s): glibc's symbols were misread", threadPointer(), g.offset, g.file, strings.Join(errs, "; "))
 }
 
 // sliceExtensionAvailable reports whether the kernel offers the time-slice
@@ -299,10 +333,14 @@ func releaseArea(addr uintptr) {
 // threadFallback marks a thread whose registration failed (own mode).
 const threadFallback = 1
 
-// errLengthOrAlignment names the cause of an EINVAL from registering a new
-// area on a thread that has none: the length or alignment the package took
-// from the kernel's auxiliary vector was refused.
-var errLengthOrAlignment = errors.New("the kernel refused the area's length or alignment")
+// The causes of an EINVAL or EBUSY from registering: the length or alignment
+// the package took from the kernel's auxiliary vector was refused, or the
+// thread already has an area (the dynamic loader's, on the main thread of a
+// PIE binary).
+var (
+	errLengthOrAlignment = errors.New("the kernel refused the area's length or alignment")
+	errAnotherArea       = errors.New("another rseq area is registered on this thread")
+)
 
 // registerThread registers an area for the calling thread, which must be
 // locked to its goroutine, and records it in the thread's slot. It returns
@@ -350,7 +388,7 @@ func describeRegistrationError(area uintptr, length uint32, e syscall.Errno) err
 				return fmt.Errorf("rseq(len %d, alignment %d): %w: %w", length, areaStep, errLengthOrAlignment, e)
 			}
 		}
-		return fmt.Errorf("rseq(len %d): another rseq area is registered on this thread: %w", length, e)
+		return fmt.Errorf("rseq(len %d): %w: %w", length, errAnotherArea, e)
 	}
 	return fmt.Errorf("rseq(len %d): %w", length, e)
 }

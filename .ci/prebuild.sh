@@ -23,6 +23,14 @@
 #   torture/dlmain         torture/testdata/dlmain.c   dynamic (it calls dlopen)
 #   torture/libinc.so      torture/testdata/libinc.c   shared library
 #   inspect/threads        inspect/testdata/threads.c           static
+#   rseq/ids               internal/testprog/ids (Go, CGO_ENABLED=0, static)
+#   rseq/ids-pie           the same with -buildmode=pie: dynamic, so the
+#                          loader registers rseq on its main thread
+#   rseq/ids-cgo1          the same built with CGO_ENABLED=1 (it links no cgo
+#                          package, so it still runs without cgo)
+#   rseq/seccompexec       internal/testprog/seccompexec (Go, static)
+#   rseq/cgoids            internal/testprog/cgoids (Go with cgo: dynamic,
+#                          glibc registers rseq on every thread)
 #   lib/ld-linux-*.so.*    the dynamic loader dlmain was linked against
 #                          (ld-linux-x86-64.so.2 or ld-linux-aarch64.so.1)
 #   lib/*.so*              the shared libraries dlmain and libinc.so need
@@ -82,6 +90,12 @@ done
 
 # Go programs.
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/torture/goprog" ./torture/testdata/goprog
+mkdir -p "$out/rseq"
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/ids" ./internal/testprog/ids
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -buildmode=pie -o "$out/rseq/ids-pie" ./internal/testprog/ids
+CGO_ENABLED=1 CC="$cc" GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/ids-cgo1" ./internal/testprog/ids
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/seccompexec" ./internal/testprog/seccompexec
+CGO_ENABLED=1 CC="$cc" GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/cgoids" ./internal/testprog/cgoids
 
 # The dlopen test: a dynamic program, a shared library, and what they need.
 "$cc" "${cflags[@]}" -o "$out/torture/dlmain" torture/testdata/dlmain.c -ldl
@@ -106,7 +120,7 @@ find_lib() {
 interp=$("$readelf" -l "$out/torture/dlmain" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
 [ -n "$interp" ] || die "dlmain has no program interpreter"
 queue=("$(basename "$interp")")
-queue+=($(needed "$out/torture/dlmain") $(needed "$out/torture/libinc.so"))
+queue+=($(needed "$out/torture/dlmain") $(needed "$out/torture/libinc.so") $(needed "$out/rseq/cgoids") $(needed "$out/rseq/ids-cgo1"))
 declare -A seen=()
 while [ ${#queue[@]} -gt 0 ]; do
 	name=${queue[0]}
