@@ -29,6 +29,11 @@ import (
 // handles in pointer-free memory, and the only goroutine that writes an
 // entry is the one that claimed its handle. No atomic instruction is used.
 //
+// Threads that run without rseq (the main thread of a PIE binary, whose
+// area the dynamic loader registered) keep their free objects in the shared
+// slot, which only such threads take from: up to perCPU objects that other
+// threads' Gets do not see.
+//
 // After Get an entry keeps referring to the object it handed out until a
 // later Put reuses the entry, so objects that are taken and never put back
 // can stay reachable a while longer, at most perCPU of them per CPU.
