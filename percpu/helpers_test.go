@@ -73,10 +73,19 @@ func abortsByName() map[string]uint64 {
 	return m
 }
 
+// floorsApply reports whether the running test must see its sections
+// abort: not without sections, not for structures made in locked mode, and
+// not in TestMixedModeProcess's child, which checks exactness with the
+// shared slot in use (its main thread takes the fallback, and the floors
+// are proven by the normal run).
+func floorsApply() bool {
+	return rseq.Features().Operations && !forceLocked.Load() && mainThread == nil
+}
+
 // floorsMet reports whether every section of the running test that can
 // abort here has aborted abortFloor times (or sections do not run).
 func floorsMet() bool {
-	if !rseq.Features().Operations || forceLocked.Load() {
+	if !floorsApply() {
 		return true
 	}
 	fire.Lock()
@@ -148,8 +157,8 @@ func underFire(t *testing.T, sections []string, body func()) {
 			t.Logf("section %s: %d aborts, %d fallbacks", s.Name, a, f)
 		}
 	}
-	if !ops || forceLocked.Load() {
-		return // no sections, or structures made in locked mode
+	if !floorsApply() {
+		return
 	}
 	after := abortsByName()
 	for _, s := range sections {
