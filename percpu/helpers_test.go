@@ -51,10 +51,14 @@ func abortFloor() uint64 {
 // abortableHere reports whether section can be aborted where the test runs.
 // qemu's TCG delivers interrupts only between blocks of translated code,
 // which end at branches: a section without a branch inside (add,
-// addIndirect) is one block and never aborts there; every other section
-// has a branch and does.
+// addIndirect, addCPU, addFloat64CPU) is one block and never aborts there;
+// every other section has a branch and does.
 func abortableHere(section string) bool {
-	return !inQemu() || section != "add" && section != "addIndirect"
+	switch section {
+	case "add", "addIndirect", "addCPU", "addFloat64CPU":
+		return !inQemu()
+	}
+	return true
 }
 
 // fire is what until keeps burning for: the sections of the running

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -212,6 +213,7 @@ func main() {
 	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
 		handles(ix, g, n)
 	}
+	cpuCounters(g, n)
 	if failed {
 		os.Exit(1)
 	}
@@ -345,5 +347,31 @@ func handles(ix rseq.Index, g, n int) {
 		if c != 1 {
 			fail("handles(%v): handle %d found %d times", ix, h, c)
 		}
+	}
+}
+
+// cpuCounters runs the sections of per-CPU counters, AddCPU (int64) and
+// AddFloat64CPU (float64; integer values, so the sum is exact).
+func cpuCounters(g, n int) {
+	slots := rseq.Slots()
+	ints := region(slots * rseq.CPUStride)
+	floats := region(slots * rseq.CPUStride)
+	parallel(g, func(int) {
+		for i := 0; i < n; i++ {
+			rseq.AddCPU(ints, 3)
+			rseq.AddFloat64CPU(floats, 2)
+		}
+	})
+	var si int64
+	var sf float64
+	for i := 0; i < slots; i++ {
+		si += int64(*word(ints, uintptr(i)*rseq.CPUStride))
+		sf += math.Float64frombits(uint64(*word(floats, uintptr(i)*rseq.CPUStride)))
+	}
+	if want := 3 * int64(g) * int64(n); si != want {
+		fail("AddCPU: sum %d, want %d", si, want)
+	}
+	if want := 2 * float64(g) * float64(n); sf != want {
+		fail("AddFloat64CPU: sum %v, want %v", sf, want)
 	}
 }
