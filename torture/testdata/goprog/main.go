@@ -2,11 +2,18 @@
 // from several goroutines and checks the results exactly: exit status 0 when
 // every check holds, 1 (with a FAIL line) when one does not. rseq torture's
 // tests run it.
+//
+// It first prints the library's section table as this process has it, one
+// line per section, for the tests to compare torture's report with:
+//
+//	section NAME START POST-COMMIT ABORT    (hexadecimal run-time addresses)
+//	main ADDR                               (main.main, to find the load bias)
 package main
 
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -55,6 +62,10 @@ func main() {
 	if len(os.Args) > 2 {
 		n, _ = strconv.Atoi(os.Args[2])
 	}
+	for _, s := range rseq.Sections() {
+		fmt.Printf("section %s %#x %#x %#x\n", s.Name, s.Start, s.PostCommit, s.Abort)
+	}
+	fmt.Printf("main %#x\n", reflect.ValueOf(main).Pointer())
 	slots := rseq.Slots()
 	size := uintptr(slots) * stride
 	want := int64(g) * int64(n)
@@ -119,25 +130,34 @@ func main() {
 		}
 
 		// StoreThenCommit appends to a per-slot log; CopyThenCommit
-		// appends 3-word records. Each slot: count word, then entries.
-		const logLen = 32
-		logStride := uintptr(8 + logLen*24)
+		// appends 3-word records. Each slot: count word, then room for
+		// every entry (the pages untouched stay unallocated). Entry k
+		// holds k<<8 | writer: every committed entry is checked, so an
+		// entry whose store did not happen before its commit shows.
+		logLen := uintptr(want)
+		logStride := 8 + logLen*24
 		logs := region(int(uintptr(slots) * logStride))
 		parallel(g, func(id int) {
-			rec := [3]uintptr{uintptr(id + 1), uintptr(id + 1), uintptr(id + 1)}
+			var rec [3]uintptr
 			for i := 0; i < n; i++ {
 				for {
 					slot := ix.Slot()
 					s := unsafe.Add(logs, uintptr(slot)*logStride)
 					cnt := word(s, 0)
 					c := *cnt
-					e := unsafe.Add(s, 8+(c%logLen)*24)
+					if c >= logLen {
+						fail("StoreThenCommit/CopyThenCommit(%v): slot %d holds %d entries, more than were made", ix, slot, c)
+						return
+					}
+					e := unsafe.Add(s, 8+c*24)
+					v := c<<8 | uintptr(id+1)
 					var st rseq.Status
 					if i%2 == 0 {
-						st = rseq.StoreThenCommit(ix, slot, cnt, c, (*uintptr)(e), uintptr(id+1), c+1)
+						st = rseq.StoreThenCommit(ix, slot, cnt, c, (*uintptr)(e), v, c+1)
 					} else {
 						// A private record: whole (24 bytes, the word loop) or
 						// partial (13 bytes, the byte loop too).
+						rec = [3]uintptr{v, v, v}
 						p := unsafe.Pointer(&rec)
 						size := uintptr(24)
 						if i%4 == 1 {
@@ -156,11 +176,13 @@ func main() {
 			s := unsafe.Add(logs, uintptr(i)*logStride)
 			c := *word(s, 0)
 			total += int64(c)
-			// The newest entry is a committed, complete record or store.
-			if c > 0 {
-				e := unsafe.Add(s, 8+((c-1)%logLen)*24)
-				if v := *word(e, 0); v < 1 || v > uintptr(g) {
-					fail("StoreThenCommit/CopyThenCommit(%v): slot %d entry holds %d", ix, i, v)
+			// Every committed entry is a complete record or store of its
+			// own position.
+			for k := uintptr(0); k < c && k < logLen; k++ {
+				e := unsafe.Add(s, 8+k*24)
+				if v := *word(e, 0); v>>8 != k || v&0xff < 1 || v&0xff > uintptr(g) {
+					fail("StoreThenCommit/CopyThenCommit(%v): slot %d entry %d holds %#x", ix, i, k, v)
+					break
 				}
 			}
 		}
