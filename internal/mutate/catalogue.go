@@ -146,10 +146,9 @@ var (
 // rootTest is a killer among the root package's tests.
 func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 150 * time.Second} }
 
-// percpuTest is a killer among package percpu's tests.
-func percpuTest(run string) Killer {
-	return Killer{Pkg: "./percpu", Run: run, Timeout: 150 * time.Second}
-}
+// percpuAll runs package percpu's tests with -short: its structures are
+// checked by many tests, in every mode (sections, fallback, mixed).
+var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Short: true}
 
 // amd64StaleSlot moves the index read of a section that returns its slot
 // (kept in R9) before the restart label.
@@ -428,32 +427,32 @@ var catalogue = []Mutant{
 		Edits: []Edit{{File: "percpu/counter.go",
 			Find:    "\tfor i := 0; i < rseq.Slots(); i++ {\n\t\tt += atomic.LoadInt64(",
 			Replace: "\tfor i := 0; i < rseq.Slots()-1; i++ {\n\t\tt += atomic.LoadInt64("}},
-		Kill: []Killer{percpuTest("Counter")}},
+		Kill: []Killer{percpuAll}},
 	{Name: "go/percpu/Float64Counter.sum/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/counter_variants.go",
 			Find:    "\tfor i := 0; i < rseq.Slots(); i++ {\n\t\tt += math.Float64frombits(",
 			Replace: "\tfor i := 0; i < rseq.Slots()-1; i++ {\n\t\tt += math.Float64frombits("}},
-		Kill: []Killer{percpuTest("Counter")}},
+		Kill: []Killer{percpuAll}},
 	{Name: "go/percpu/Pool.Len/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/pool.go",
 			Find:    "\tfor s := 0; s < rseq.Slots(); s++ {\n\t\tf, _ := p.header(s)",
 			Replace: "\tfor s := 0; s < rseq.Slots()-1; s++ {\n\t\tf, _ := p.header(s)"}},
-		Kill: []Killer{percpuTest("Pool")}},
+		Kill: []Killer{percpuAll}},
 	{Name: "go/percpu/Buffer.Drain/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/buffer.go",
 			Find:    "\tfor slot := 0; slot < rseq.Slots(); slot++ {\n\t\tc := b.count(slot)\n\t\tif atomic.LoadUintptr(c) == 0 {",
 			Replace: "\tfor slot := 0; slot < rseq.Slots()-1; slot++ {\n\t\tc := b.count(slot)\n\t\tif atomic.LoadUintptr(c) == 0 {"}},
-		Kill: []Killer{percpuTest("Buffer")}},
+		Kill: []Killer{percpuAll}},
 	{Name: "go/percpu/lockRemote/no-fence", Kind: NoFence,
 		Edits: []Edit{{File: "percpu/doc.go",
 			Find:    "\t\t\tif err := fenceCPU(slot); err != nil {\n",
 			Replace: "\t\t\tif err := error(nil); err != nil {\n"}},
-		Kill: []Killer{percpuTest(".")}},
+		Kill: []Killer{percpuAll}},
 	{Name: "go/percpu/unlockedWord/lock-bit-ignored", Kind: LockBitUnchecked,
 		Edits: []Edit{{File: "percpu/buffer.go",
 			Find:    "func unlockedWord(w uintptr) bool  { return w&lockBit == 0 }",
 			Replace: "func unlockedWord(w uintptr) bool  { return true }"}},
-		Kill: []Killer{percpuTest("Buffer|Log")}},
+		Kill: []Killer{percpuAll}},
 
 	// The fallbacks: a lock not taken, a value read after unlocking.
 	{Name: "go/rseq/commitUnderLock/no-lock", Kind: FallbackUnlocked,
