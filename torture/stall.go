@@ -5,6 +5,9 @@ package torture
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorseq/rseq/internal/ptrace"
@@ -54,6 +57,17 @@ import (
 // which stays with the CPU while the thread is held there for a few
 // milliseconds.
 
+// debugStalls, set by GORSEQ_TORTURE_DEBUG=stalls in the environment,
+// traces the stalls on standard error.
+var debugStalls = os.Getenv("GORSEQ_TORTURE_DEBUG") == "stalls"
+
+// tracef traces a stall event.
+func (t *tracer) tracef(format string, args ...any) {
+	if debugStalls {
+		fmt.Fprintf(os.Stderr, "torture %8.3fms: "+format+"\n", append([]any{float64(time.Since(t.start).Microseconds()) / 1000}, args...)...)
+	}
+}
+
 // DefaultStalls is the number of commit stalls and of post-commit stalls
 // made in each section when Config.Stalls is 0.
 const DefaultStalls = 2
@@ -79,6 +93,14 @@ type stall struct {
 	saved map[int]unix.CPUSet
 	// sigs holds the signals that arrived during the commit's step.
 	sigs []unix.Signal
+	// hold is false for a commit stall's window without a hold: the pass
+	// makes its commit alone as soon as it reaches it.
+	hold bool
+	// ran is the CPU time the other threads had used when the hold
+	// began; a hold ends once they have run StallTime/2 more (on a busy
+	// machine they may wait for a CPU), or at latest.
+	ran    time.Duration
+	latest time.Time
 }
 
 // Phases of a stall.
@@ -147,7 +169,8 @@ func (t *tracer) stallWaiting() bool { return t.stall != nil && t.stall.phase !=
 // stallTick ends a window or a hold whose time has come.
 func (t *tracer) stallTick() {
 	s := t.stall
-	if s == nil || s.phase == stepping || time.Now().Before(s.until) {
+	now := time.Now()
+	if s == nil || s.phase == stepping || now.Before(s.until) {
 		return
 	}
 	if s.phase == running {
@@ -156,7 +179,40 @@ func (t *tracer) stallTick() {
 		t.finishStall(false)
 		return
 	}
+	if now.Before(s.latest) && t.othersRan(s)-s.ran < t.cfg.StallTime/2 {
+		return // the others have not had the CPU long enough yet
+	}
 	t.endStall()
+}
+
+// holdFor starts the hold of s: at least StallTime, and until the other
+// threads have run StallTime/2 (at most ten times StallTime).
+func (t *tracer) holdFor(s *stall) {
+	now := time.Now()
+	s.phase, s.until, s.latest = holding, now.Add(t.cfg.StallTime), now.Add(10*t.cfg.StallTime)
+	s.ran = t.othersRan(s)
+}
+
+// othersRan returns the CPU time used by every traced thread but s's, from
+// /proc/TID/schedstat (0 where the kernel does not keep it).
+func (t *tracer) othersRan(s *stall) time.Duration {
+	var sum time.Duration
+	for tid, o := range t.threads {
+		if o == s.th {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/schedstat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				sum += time.Duration(ns)
+			}
+		}
+	}
+	return sum
 }
 
 // threadCPU returns the CPU th is on: the cpu_id_start of its rseq area
@@ -315,7 +371,8 @@ func (t *tracer) restore(s *stall) {
 // openWindow starts a commit stall's exclusive window: th, stopped at an
 // abort of b's section and about to resume on cpu, is pinned there and
 // every other thread is kept off it. It reports false if that cannot be.
-func (t *tracer) openWindow(th *thread, b *bp, cpu int) bool {
+// Without hold, the pass makes its commit as soon as it reaches it.
+func (t *tracer) openWindow(th *thread, b *bp, cpu int, hold bool) bool {
 	if cpu < 0 || !t.pin(th, cpu) {
 		return false
 	}
@@ -326,7 +383,8 @@ func (t *tracer) openWindow(th *thread, b *bp, cpu int) bool {
 	}
 	// Enough for the restarted pass to reach its commit through the
 	// abort points still armed on its way.
-	t.stall.phase = running
+	t.tracef("window: thread %d, %s, CPU %d, hold %v", th.tid, sectionName(b.sec.rep), cpu, hold)
+	t.stall.phase, t.stall.hold = running, hold
 	t.stall.until = time.Now().Add(max(10*t.cfg.StallTime, 50*time.Millisecond))
 	t.reconcileAll()
 	return true
@@ -334,8 +392,9 @@ func (t *tracer) openWindow(th *thread, b *bp, cpu int) bool {
 
 // holdCommit starts the hold of a commit stall if th, stopped at the commit
 // b with rseq_cs covering it, is the thread of the open window: the pass
-// ran alone on its CPU since the window opened.
-func (t *tracer) holdCommit(th *thread, b *bp, cfg ptrace.RseqConfig) bool {
+// ran alone on its CPU since the window opened. In a window without a
+// hold, the thread makes its commit at once.
+func (t *tracer) holdCommit(th *thread, b *bp, cfg ptrace.RseqConfig, regs *unix.PtraceRegs) bool {
 	s := t.stall
 	if s == nil || s.post || s.phase != running || s.th != th || s.b.sec != b.sec {
 		return false
@@ -348,8 +407,18 @@ func (t *tracer) holdCommit(th *thread, b *bp, cfg ptrace.RseqConfig) bool {
 		t.finishStall(false)
 		return false
 	}
-	s.b, s.phase, s.until = b, holding, time.Now().Add(t.cfg.StallTime)
+	s.b = b
+	if !s.hold {
+		s.phase = stepping
+		t.stepOver(th, b, regs)
+		if th.stepping == nil {
+			t.finishStall(false)
+		}
+		return true
+	}
+	t.holdFor(s)
 	t.reconcileSection(b.sec)
+	t.tracef("commit stall: thread %d, %s, CPU %d", th.tid, sectionName(b.sec.rep), s.cpu)
 	return true
 }
 
@@ -367,8 +436,9 @@ func (t *tracer) postCommitStall(th *thread, b *bp) bool {
 	if cpu < 0 || !t.beginStall(th, b, true, cpu) {
 		return false
 	}
-	t.stall.phase, t.stall.until = holding, time.Now().Add(t.cfg.StallTime)
+	t.holdFor(t.stall)
 	t.reconcileSection(b.sec)
+	t.tracef("post-commit stall: thread %d, %s, CPU %d", th.tid, sectionName(b.sec.rep), cpu)
 	return true
 }
 
@@ -440,8 +510,12 @@ func (t *tracer) finishStall(done bool) {
 		return
 	}
 	t.stall = nil
+	t.tracef("end: thread %d, %s, post %v, phase %d, counted %v, others ran %v", s.th.tid, sectionName(s.b.sec.rep), s.post, s.phase, done, t.othersRan(s)-s.ran)
 	t.restore(s)
 	th := s.th
+	if !s.post && s.phase == stepping {
+		th.lastSec = nil // it made its commit
+	}
 	if !s.post && th.pinned {
 		t.unpin(th)
 		if t.lastPin == th {

@@ -98,10 +98,16 @@ type thread struct {
 	// pinned is set while the thread's affinity is narrowed to one CPU
 	// (a random injection or a migrating abort); mask is what to restore.
 	// moved marks a pin made by a migrating abort, undone at the
-	// thread's next breakpoint.
-	pinned bool
-	moved  bool
-	mask   unix.CPUSet
+	// thread's next breakpoint or a few milliseconds later (movedAt).
+	pinned  bool
+	moved   bool
+	movedAt time.Time
+	mask    unix.CPUSet
+	// lastSec is the section the thread last stopped inside (an abort),
+	// nil once it left it through a breakpoint past its commit or exit:
+	// a stop at a commit of another section means a fresh pass, the
+	// first of its call as far as torture can tell.
+	lastSec *section
 }
 
 type event struct {
@@ -372,6 +378,16 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		if !t.stopped && now.After(nextMaps) {
 			nextMaps = now.Add(50 * time.Millisecond)
 			t.rescanDue = true
+		}
+		if t.stall == nil {
+			// A thread moved by an abort goes back to its mask soon:
+			// left pinned, a thread that hits no more breakpoints
+			// would stay on one CPU for good.
+			for _, th := range t.threads {
+				if th.moved && now.Sub(th.movedAt) > 5*time.Millisecond {
+					t.unpin(th)
+				}
+			}
 		}
 		if !nextInject.IsZero() && !t.stopped && !t.stopDue && t.stall == nil && now.After(nextInject) {
 			t.inject()
@@ -1082,8 +1098,9 @@ func (t *tracer) trap(th *thread) bool {
 		b.steppers--
 		t.reconcile(sp, b)
 		if t.stall != nil && t.stall.th == th && t.stall.phase == stepping {
-			// The commit of a commit stall is made.
-			t.finishStall(true)
+			// The commit of a commit stall (or of a window without
+			// one) is made.
+			t.finishStall(t.stall.hold)
 		}
 		t.cont(th.tid, 0)
 		return true
@@ -1148,6 +1165,9 @@ func (t *tracer) trap(th *thread) bool {
 		// any of their code runs.
 		t.rescan(sp)
 	} else if b.post || b.exit {
+		if th.lastSec == b.sec {
+			th.lastSec = nil
+		}
 		if s := t.stall; s != nil && s.th == th && s.phase == running && s.b.sec == b.sec {
 			// The window's pass left the section another way, or
 			// committed without being held: close the window.
@@ -1267,9 +1287,11 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 		return true
 	}
 	commit := stalls && cs == b.desc && b.idx == sec.commit
-	if commit && t.holdCommit(th, b, cfg) {
+	if commit && t.holdCommit(th, b, cfg, regs) {
 		return true
 	}
+	fresh := th.lastSec != sec
+	th.lastSec = sec
 	var zero [8]byte
 	if err := sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]); err != nil {
 		if !gone(sp.pid) {
@@ -1282,20 +1304,31 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 	// breakpoint is there for the commit stalls) it always does, and its
 	// restarted pass runs alone on its CPU up to the commit, where it is
 	// held (see stall.go).
+	//
+	// A commit stall's window is opened for a fresh pass only (see
+	// lastSec): in it the thread has run from its call on, on the CPU
+	// it stopped on, so a section that read its index before the
+	// restart label has that CPU's, and the move makes it stale. The
+	// first windows of a section move the thread, the later ones leave
+	// it where it is, so that its pass surely reaches its commit again.
+	// A pass that is not fresh gets a window without a hold: it makes
+	// its commit alone, and the thread's next call is fresh.
 	due := commit && sec.complete(b.idx, t.reps)
-	cpu, moved := -1, false
-	if stalls && t.stall == nil && (due || t.migrate && t.rng.Intn(2) == 0) {
-		// The first windows of a section move the thread (the restart
-		// of a section that kept its index then commits over the old
-		// CPU's slot); the later ones leave it where it is, so that
-		// its pass surely reaches the commit again.
-		if t.migrate && (!due || sec.movedWindows < t.stalls) {
+	cpu, moved, hold := -1, false, false
+	if stalls && t.stall == nil {
+		switch {
+		case due && fresh && t.migrate && sec.movedWindows < t.stalls:
+			cpu, moved = t.moveThread(th, cfg)
+			hold = true
+		case due && fresh && sec.rep.CommitStalls < t.stalls:
+			hold = true
+		case !due && t.migrate && t.rng.Intn(2) == 0:
 			cpu, moved = t.moveThread(th, cfg)
 		}
 		if moved {
 			sec.rep.MigratedAborts++
-			th.moved = !due
-		} else {
+			th.moved, th.movedAt = !due, time.Now()
+		} else if due {
 			cpu = t.threadCPU(th, cfg.Pointer)
 		}
 	}
@@ -1306,7 +1339,7 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 		// stays armed for the next pass.
 		return false
 	}
-	if due && t.stall == nil && t.openWindow(th, b, cpu) {
+	if due && t.stall == nil && t.openWindow(th, b, cpu, hold) {
 		if moved {
 			sec.movedWindows++
 		}
