@@ -231,11 +231,15 @@ func TestGoLibrary(t *testing.T) {
 		return nil
 	})
 	out, read := output(t)
-	cfg := Config{Args: []string{bin, "4", "20000"}, Stdout: out, Stderr: out, Reps: 2,
+	// Every phase of the program lasts 200ms at least: long enough for
+	// the stalls of its sections, each of which needs the other threads
+	// busy with the same operations while one thread is held.
+	cfg := Config{Args: []string{bin, "4", "20000", "200ms"}, Stdout: out, Stderr: out, Reps: 2,
 		Inject: time.Millisecond, Timeout: 50 * time.Second, Stalls: 3, StallTime: 3 * time.Millisecond}
 	if os.Getenv("GORSEQ_QEMU") != "" {
 		// Emulated CPUs: the other threads need longer to get anything
 		// done while one is held.
+		cfg.Args[3] = "500ms"
 		cfg.StallTime = 15 * time.Millisecond
 	}
 	r, err := Run(cfg)
