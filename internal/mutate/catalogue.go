@@ -319,7 +319,7 @@ var catalogue = []Mutant{
 	// The commit store before a speculative store it publishes. Killed by
 	// the forced abort between the two, and goprog's entry checks.
 	{
-		Name: "amd64/storeCommit/commit-before-store", Kind: CommitEarly, Arch: "amd64",
+		Name: "amd64/storeCommit/commit-before-store", Kind: CommitEarly, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: amd64S,
 			Find:    asm("\tMOVQ\tR11, (R10)", "\tMOVQ\tBX, (DI)\t// rseq:commit storeCommit"),
 			Replace: asm("\tMOVQ\tBX, (DI)", "\tMOVQ\tR11, (R10)\t// rseq:commit storeCommit"),
@@ -367,7 +367,7 @@ var catalogue = []Mutant{
 
 	// A store doubled: an early copy of the commit store inside the
 	// section. Killed by the forced abort between the two.
-	{Name: "amd64/add/double-store", Kind: DoubleStore, Arch: "amd64",
+	{Name: "amd64/add/double-store", Kind: DoubleStore, Arch: "amd64", CI: true,
 		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR10, (DI)(CX*1)\t// rseq:commit add")},
 		Kill:  []Killer{tortureGo, rootTest("^TestParamIncrement$")}},
 	{Name: "amd64/addIndirect/double-store", Kind: DoubleStore, Arch: "amd64",

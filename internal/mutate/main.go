@@ -36,8 +36,10 @@
 // tests passed).
 //
 // -ci selects the CI subset (the entries marked CI; .ci/mutate.sh runs it);
-// -list prints the catalogue instead of running it; -keep leaves the
-// scratch directory; -v streams the killers' output.
+// -count N tries each mutant N times (one copy, the killers N times) and
+// counts it killed only if every try kills it, to measure how reliable the
+// killers are; -list prints the catalogue instead of running it; -keep
+// leaves the scratch directory; -v streams the killers' output.
 //
 // # Adding a mutant
 //
@@ -90,6 +92,7 @@ func main() {
 	verbose := flag.Bool("v", false, "stream the killers' output")
 	baseline := flag.String("baseline", "auto", "run the selected killers on the unmutated tree first: on, off, or auto (on unless -ci)")
 	kernel := flag.String("kernel", "7.3", "kernel series of the arm64 guest")
+	count := flag.Int("count", 1, "try each mutant this many times: it counts as killed only if every try kills it")
 	flag.Parse()
 
 	var re *regexp.Regexp
@@ -133,6 +136,9 @@ func main() {
 	if runtime.GOOS != "linux" {
 		fatalf("the killers need Linux")
 	}
+	if *count < 1 {
+		fatalf("-count %d: want 1 or more", *count)
+	}
 	h, err := newHarness(*keep, *verbose, *kernel)
 	if err != nil {
 		fatalf("%v", err)
@@ -147,7 +153,7 @@ func main() {
 	}
 	var results []*result
 	for _, m := range sel {
-		r := h.try(m)
+		r := h.try(m, *count)
 		results = append(results, r)
 		fmt.Fprintf(os.Stderr, "mutate: %s: %s\n", m.Name, r.summary())
 	}

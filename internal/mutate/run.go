@@ -40,18 +40,28 @@ type result struct {
 	m      *Mutant
 	status string
 	by     string        // the test (or check) that killed it, or why it is invalid
-	killer time.Duration // how long the killing test ran
+	killer time.Duration // how long the killing test ran (the longest try)
 	total  time.Duration // the mutant's whole time: copy, generate, build, run
+	kills  int           // tries that killed it, of tries
+	tries  int
 }
 
 func (r *result) summary() string {
 	switch r.status {
 	case killed:
-		return fmt.Sprintf("killed by %s in %s (%s in all)", r.by, round(r.killer), round(r.total))
+		return fmt.Sprintf("killed by %s in %s (%s in all)%s", r.by, round(r.killer), round(r.total), r.triesNote())
 	case invalid:
 		return "INVALID: " + r.by
 	}
-	return fmt.Sprintf("SURVIVED every killer (%s)", round(r.total))
+	return fmt.Sprintf("SURVIVED every killer (%s)%s", round(r.total), r.triesNote())
+}
+
+// triesNote says how many tries killed the mutant, when there were several.
+func (r *result) triesNote() string {
+	if r.tries < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", killed %d/%d", r.kills, r.tries)
 }
 
 func round(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
@@ -311,8 +321,8 @@ func clean(s string) string {
 	return s
 }
 
-// try runs one mutant.
-func (h *harness) try(m *Mutant) *result {
+// try runs one mutant, count times.
+func (h *harness) try(m *Mutant, count int) *result {
 	start := time.Now()
 	r := &result{m: m}
 	bins, err := h.prepare(m, m.Kill)
@@ -320,18 +330,29 @@ func (h *harness) try(m *Mutant) *result {
 		r.status, r.by, r.total = invalid, err.Error(), time.Since(start)
 		return r
 	}
-	r.status = survived
-	for _, k := range m.Kill {
-		ks := time.Now()
-		outcome, by := h.runKiller(m, k, bins)
-		if outcome == broken {
-			r.status, r.by = invalid, by
-			break
+tries:
+	for r.tries < count {
+		r.tries++
+		for _, k := range m.Kill {
+			ks := time.Now()
+			outcome, by := h.runKiller(m, k, bins)
+			if outcome == broken {
+				r.status, r.by = invalid, by
+				break tries
+			}
+			if outcome == failed {
+				r.kills++
+				r.by, r.killer = by, max(r.killer, time.Since(ks))
+				break
+			}
 		}
-		if outcome == failed {
-			r.status, r.by, r.killer = killed, by, time.Since(ks)
-			break
-		}
+	}
+	switch {
+	case r.status == invalid:
+	case r.kills == r.tries:
+		r.status = killed
+	default:
+		r.status = survived
 	}
 	r.total = time.Since(start)
 	return r
@@ -389,6 +410,9 @@ func printTable(w io.Writer, results []*result, total time.Duration) bool {
 		}
 		if r.status == survived {
 			by = "-"
+		}
+		if r.tries > 1 && r.status != invalid {
+			by += fmt.Sprintf(" [%d/%d]", r.kills, r.tries)
 		}
 		by = clean(by)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.m.Name, r.m.arch(), r.m.Kind, r.status, by, kt, round(r.total))
