@@ -242,7 +242,7 @@ const (
 // the tests failed, and what failed.
 func (h *harness) runKiller(m *Mutant, k Killer, bins map[string]string) (outcome int, by string) {
 	var cmd *exec.Cmd
-	limit := k.Timeout
+	var limit time.Duration
 	if k.guest(m) {
 		args := []string{".ci/qemu-test.sh", "--arch", m.arch(), "--kernel", h.kernel, k.Pkg, "--", "-test.run=" + k.Run}
 		cmd = exec.Command("bash", args...)
