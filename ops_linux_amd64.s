@@ -464,6 +464,67 @@ nohole:
 fallback:
 	JMP	·putHandleFallback(SB)
 
+// func AddCPU(base unsafe.Pointer, n int64)
+//
+// Counter.Add's section: Add with the stride and index fixed (128 bytes,
+// ByCPU), and no result, so that the call costs no more than an empty call
+// with two arguments. The exported function itself (ops_cpu.go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	*(*int64)(base + cpu<<7) += n          // commit: one read-modify-write
+//
+// The commit is the ADDQ to memory: one instruction, which an interrupt
+// cannot split, so the section is three instructions. Budget: 2 loads of
+// arguments and 3 to find the area (LOAD_AREA: the mode byte, m.tls[2]),
+// 2 to arm rseq_cs, then the section: 1 load, 1 shift, 1 load+add+store.
+TEXT ·AddCPU(SB), NOSPLIT, $0-16
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	n+8(FP), BX
+restart:
+	LEAQ	DESC_addCPU, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8), CX	// rseq:start addCPU
+	SHLQ	$7, CX
+	ADDQ	BX, (DI)(CX*1)	// rseq:commit addCPU
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort addCPU
+	INCQ	ABORTS_addCPU
+	JMP	restart
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·addCPUFallback(SB)
+
+// func AddFloat64CPU(base unsafe.Pointer, x float64)
+//
+// Float64Counter.Add's section: the float64 at base + cpu*128 grows by x,
+// computed inside the section (no compare-and-retry loop in Go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	p := (*float64)(base + cpu<<7)
+//	*p = *p + x                            // commit: the store
+TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVSD	x+8(FP), X1
+restart:
+	LEAQ	DESC_addFloat64CPU, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8), CX	// rseq:start addFloat64CPU
+	SHLQ	$7, CX
+	MOVSD	(DI)(CX*1), X0
+	ADDSD	X1, X0
+	MOVSD	X0, (DI)(CX*1)	// rseq:commit addFloat64CPU
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort addFloat64CPU
+	INCQ	ABORTS_addFloat64CPU
+	JMP	restart
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·addFloat64CPUFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

@@ -506,6 +506,63 @@ nohole:
 fallback:
 	B	·putHandleFallback(SB)
 
+// func AddCPU(base unsafe.Pointer, n int64)
+//
+// Counter.Add's section: Add with the stride and index fixed (128 bytes,
+// ByCPU), and no result (ops_cpu.go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	*(*int64)(base + cpu<<7) += n          // commit: the store
+TEXT ·AddCPU(SB), NOSPLIT, $0-16
+	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
+	MOVD	base+0(FP), R0
+	MOVD	n+8(FP), R3
+restart:
+	MOVD	$DESC_addCPU, R10
+	MOVD	R10, 8(R8)
+	MOVWU	(R8), R4	// rseq:start addCPU
+	LSL	$7, R4, R5
+	MOVD	(R0)(R5), R6
+	ADD	R3, R6, R6
+	MOVD	R6, (R0)(R5)	// rseq:commit addCPU
+	RET
+	RSEQ_SIGNATURE
+	MOVD	$ABORTS_addCPU, R10	// rseq:abort addCPU
+	COUNT_ABORT(R10, R11, R12)
+	B	restart
+	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
+fallback:
+	B	·addCPUFallback(SB)
+
+// func AddFloat64CPU(base unsafe.Pointer, x float64)
+//
+// Float64Counter.Add's section (ops_cpu.go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	p := (*float64)(base + cpu<<7)
+//	*p = *p + x                            // commit: the store
+TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
+	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
+	MOVD	base+0(FP), R0
+	FMOVD	x+8(FP), F1
+restart:
+	MOVD	$DESC_addFloat64CPU, R10
+	MOVD	R10, 8(R8)
+	MOVWU	(R8), R4	// rseq:start addFloat64CPU
+	LSL	$7, R4, R5
+	ADD	R0, R5, R5
+	FMOVD	(R5), F0
+	FADDD	F1, F0, F0
+	FMOVD	F0, (R5)	// rseq:commit addFloat64CPU
+	RET
+	RSEQ_SIGNATURE
+	MOVD	$ABORTS_addFloat64CPU, R10	// rseq:abort addFloat64CPU
+	COUNT_ABORT(R10, R11, R12)
+	B	restart
+	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
+fallback:
+	B	·addFloat64CPUFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

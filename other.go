@@ -71,3 +71,9 @@ func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32)
 func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool) {
 	return putHandleFallback(base, stride, ix, h)
 }
+
+// AddCPU is documented in ops_cpu_asm.go; here it is the fallback.
+func AddCPU(base unsafe.Pointer, n int64) { addCPUFallback(base, n) }
+
+// AddFloat64CPU is documented in ops_cpu_asm.go; here it is the fallback.
+func AddFloat64CPU(base unsafe.Pointer, x float64) { addFloat64CPUFallback(base, x) }

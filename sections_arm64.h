@@ -21,3 +21,7 @@
 #define ABORTS_claimHandle ·abortCounts+64(SB)
 #define DESC_putHandle ·__rseq_cs+288(SB)
 #define ABORTS_putHandle ·abortCounts+72(SB)
+#define DESC_addCPU ·__rseq_cs+320(SB)
+#define ABORTS_addCPU ·abortCounts+80(SB)
+#define DESC_addFloat64CPU ·__rseq_cs+352(SB)
+#define ABORTS_addFloat64CPU ·abortCounts+88(SB)

@@ -23,4 +23,6 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "TakeHandle", start: 79, postCommit: 61, abort: 168, exits: []uintptr{178}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 	{fn: "ClaimHandle", start: 89, postCommit: 40, abort: 151, exits: []uintptr{161}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 	{fn: "PutHandle", start: 79, postCommit: 43, abort: 140, exits: []uintptr{150}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "AddCPU", start: 45, postCommit: 11, abort: 64, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0x01, 0x1c, 0x0f}},
+	{fn: "AddFloat64CPU", start: 46, postCommit: 21, abort: 75, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0xf2, 0x0f, 0x11, 0x04, 0x0f}},
 }

@@ -23,4 +23,6 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "TakeHandle", start: 84, postCommit: 52, abort: 164, exits: []uintptr{192}, startBytes: []byte{0x04, 0x69, 0x62, 0xb8}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
 	{fn: "ClaimHandle", start: 84, postCommit: 44, abort: 152, exits: []uintptr{180}, startBytes: []byte{0x04, 0x69, 0x62, 0xb8}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
 	{fn: "PutHandle", start: 76, postCommit: 48, abort: 144, exits: []uintptr{172}, startBytes: []byte{0x04, 0x69, 0x62, 0xb8}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
+	{fn: "AddCPU", start: 52, postCommit: 20, abort: 80, exits: nil, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0x06, 0x68, 0x25, 0xf8}},
+	{fn: "AddFloat64CPU", start: 52, postCommit: 24, abort: 84, exits: nil, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0xa0, 0x00, 0x00, 0xfd}},
 }

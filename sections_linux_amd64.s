@@ -66,7 +66,19 @@ DATA ·__rseq_cs+292(SB)/4, $0
 DATA ·__rseq_cs+296(SB)/8, $·PutHandle+79(SB)
 DATA ·__rseq_cs+304(SB)/8, $43
 DATA ·__rseq_cs+312(SB)/8, $·PutHandle+140(SB)
-GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $320
+// addCPU
+DATA ·__rseq_cs+320(SB)/4, $0
+DATA ·__rseq_cs+324(SB)/4, $0
+DATA ·__rseq_cs+328(SB)/8, $·AddCPU+45(SB)
+DATA ·__rseq_cs+336(SB)/8, $11
+DATA ·__rseq_cs+344(SB)/8, $·AddCPU+64(SB)
+// addFloat64CPU
+DATA ·__rseq_cs+352(SB)/4, $0
+DATA ·__rseq_cs+356(SB)/4, $0
+DATA ·__rseq_cs+360(SB)/8, $·AddFloat64CPU+46(SB)
+DATA ·__rseq_cs+368(SB)/8, $21
+DATA ·__rseq_cs+376(SB)/8, $·AddFloat64CPU+75(SB)
+GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $384
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
 DATA ·__rseq_cs_ptr_array+0(SB)/8, $·__rseq_cs+0(SB)
@@ -79,7 +91,9 @@ DATA ·__rseq_cs_ptr_array+48(SB)/8, $·__rseq_cs+192(SB)
 DATA ·__rseq_cs_ptr_array+56(SB)/8, $·__rseq_cs+224(SB)
 DATA ·__rseq_cs_ptr_array+64(SB)/8, $·__rseq_cs+256(SB)
 DATA ·__rseq_cs_ptr_array+72(SB)/8, $·__rseq_cs+288(SB)
-GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $80
+DATA ·__rseq_cs_ptr_array+80(SB)/8, $·__rseq_cs+320(SB)
+DATA ·__rseq_cs_ptr_array+88(SB)/8, $·__rseq_cs+352(SB)
+GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $96
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
@@ -120,7 +134,9 @@ DATA ·sectionFuncs+48(SB)/8, $·copyCommitSection(SB)
 DATA ·sectionFuncs+56(SB)/8, $·TakeHandle(SB)
 DATA ·sectionFuncs+64(SB)/8, $·ClaimHandle(SB)
 DATA ·sectionFuncs+72(SB)/8, $·PutHandle(SB)
-GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $80
+DATA ·sectionFuncs+80(SB)/8, $·AddCPU(SB)
+DATA ·sectionFuncs+88(SB)/8, $·AddFloat64CPU(SB)
+GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $96
 
 // func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 // Returns the addresses of the tables above; referring to them here also

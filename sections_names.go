@@ -15,6 +15,8 @@ const (
 	secTakeHandle
 	secClaimHandle
 	secPutHandle
+	secAddCPU
+	secAddFloat64CPU
 	numSections
 )
 
@@ -30,4 +32,6 @@ var sectionNames = [numSections]string{
 	"takeHandle",
 	"claimHandle",
 	"putHandle",
+	"addCPU",
+	"addFloat64CPU",
 }

@@ -27,9 +27,14 @@ export PATH="$PATH:/usr/local/go/bin"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
+	# linux/amd64 is CI's own platform (vetted and tested in full before
+	# this runs). Each platform costs a compile of the standard library on a
+	# cold cache, so the list is what the project promises to build on:
+	# linux/arm64 (sections), 32-bit and RISC-V Linux, darwin, windows and
+	# freebsd.
 	targets=(
-		linux/amd64 linux/arm64 linux/386 linux/riscv64
-		darwin/arm64 darwin/amd64 windows/amd64 freebsd/amd64
+		linux/arm64 linux/386 linux/riscv64
+		darwin/arm64 windows/amd64 freebsd/amd64
 	)
 fi
 true_cmd=$(command -v true)

@@ -89,22 +89,28 @@ func BenchmarkCounter(b *testing.B) {
 		})
 		checkCount(b, c.Value())
 	})
-	// Not a counter: an empty assembly function with Counter.Add's
-	// arguments, called in the same loops. It is the least that
-	// Counter.Add, or any Go call into a restartable section, can cost.
+	// Not a counter: an empty assembly function of Counter.Add's call
+	// shape (rseq.AddCPU's: base and n, no result), called in the same
+	// loops. It is the least that Counter.Add can cost.
 	var slots [2][128]byte
 	base := unsafe.Pointer(&slots[0])
 	b.Run("single/asmcall", func(b *testing.B) {
 		for b.Loop() {
-			asmFloor(base, 128, 4, 1)
+			asmFloorAddCPU(base, 1)
 		}
 	})
 	b.Run("parallel/asmcall", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				asmFloor(base, 128, 4, 1)
+				asmFloorAddCPU(base, 1)
 			}
 		})
+	})
+	// The shape of rseq.Add (four arguments and a result), for comparison.
+	b.Run("single/asmcall-add", func(b *testing.B) {
+		for b.Loop() {
+			asmFloor(base, 128, 4, 1)
+		}
 	})
 }
 
@@ -160,6 +166,29 @@ func BenchmarkPool(b *testing.B) {
 				o := p.Get().(*object)
 				o.buf[0]++
 				p.Put(o)
+			}
+		})
+	})
+	// Not a pool: empty assembly functions of the call shapes of Get's
+	// section and Put's two (TakeHandle, ClaimHandle, PutHandle), called in
+	// the same loops: the least a Get+Put of three sections can cost.
+	var slots [2][128]byte
+	base := unsafe.Pointer(&slots[0])
+	table := unsafe.Pointer(&slots[1])
+	floorGetPut := func() {
+		asmFloorTake(base, 128, 0, table)
+		_, h, _ := asmFloorClaim(base, 128, 0, 64)
+		asmFloorPut(base, 128, 0, h)
+	}
+	b.Run("single/asmcall", func(b *testing.B) {
+		for b.Loop() {
+			floorGetPut()
+		}
+	})
+	b.Run("parallel/asmcall", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				floorGetPut()
 			}
 		})
 	})

@@ -1,11 +1,29 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package bench
 
 import "unsafe"
 
-// asmFloor stands in for the amd64 assembly function of the same name: a
-// call that does nothing and cannot be inlined.
-//
+// Stand-ins for the assembly functions of floor_asm.go: calls that do
+// nothing and cannot be inlined.
+
 //go:noinline
 func asmFloor(base unsafe.Pointer, stride, field uintptr, n int64) (slot int) { return 0 }
+
+//go:noinline
+func asmFloorAddCPU(base unsafe.Pointer, n int64) {}
+
+//go:noinline
+func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
+	return 0, 0, nil, false
+}
+
+//go:noinline
+func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint32) (slot int, h uint32, ok bool) {
+	return 0, 0, true
+}
+
+//go:noinline
+func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool) {
+	return 0, true
+}

@@ -1,6 +1,7 @@
 package percpu
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,10 +14,9 @@ import (
 // thread's CPU as one restartable section (no atomic instruction, no cache
 // line shared with other CPUs), and Load sums the shards.
 //
-// Make Counters with NewCounter: the zero Counter has no shards. Its Add
-// panics with a nil dereference (a check, or a zero value that works,
-// would keep Add from being inlined, which costs about a nanosecond per
-// Add); its other methods panic naming NewCounter. A Counter takes 128 * rseq.Slots() bytes (128 bytes,
+// Make Counters with NewCounter: the zero Counter has no shards, and its
+// methods panic naming NewCounter (a zero value that works would keep Add
+// from being inlined, which costs about a nanosecond per Add). A Counter takes 128 * rseq.Slots() bytes (128 bytes,
 // two cache lines, per possible CPU plus one for the shared slot) and a
 // small header.
 //
@@ -57,8 +57,18 @@ func NewCounter() *Counter {
 // fallback's locked add where the thread cannot run sections. Add is small
 // enough to be inlined into its caller.
 func (c *Counter) Add(n int64) {
-	rseq.Add(c.s.base, line, rseq.ByCPU, n)
+	if c.s == nil {
+		panic(errZeroCounter)
+	}
+	rseq.AddCPU(c.s.base, n)
 }
+
+// errZeroCounter is what the zero Counter's Add panics with (a value, not a
+// call, so that Add stays inlinable).
+var errZeroCounter = errors.New("percpu: Counter used without NewCounter: the zero Counter has no shards")
+
+// The shards are rseq.AddCPU's slots.
+const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)
 
 // state returns the shards, or panics for the zero Counter.
 func (c *Counter) state() *counterState {

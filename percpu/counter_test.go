@@ -17,7 +17,7 @@ func TestCounterExact(t *testing.T) {
 	var counts []int
 	var loads atomic.Int64
 	done := make(chan struct{})
-	underFire(t, []string{"add"}, func() {
+	underFire(t, []string{"addCPU"}, func() {
 		go func() {
 			defer close(done)
 			for loads.Load() >= 0 {
@@ -64,7 +64,7 @@ func TestCounterSwapExact(t *testing.T) {
 	var taken atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, []string{"add"}, func() {
+	underFire(t, []string{"addCPU"}, func() {
 		go func() {
 			defer close(done)
 			for k := 0; ; k++ {

@@ -1,6 +1,7 @@
 package percpu
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"sync"
@@ -31,7 +32,7 @@ func (u *Uint64Counter) Load() uint64 { return uint64(u.counter().Load()) }
 func (u *Uint64Counter) Swap(v uint64) uint64 { return uint64(u.counter().Swap(int64(v))) }
 
 // counter returns the Counter behind u, or panics for the zero
-// Uint64Counter (whose Add panics with a nil dereference, as Counter's).
+// Uint64Counter (whose Add panics with a nil dereference, to stay inlinable).
 func (u *Uint64Counter) counter() *Counter {
 	if u.c == nil {
 		zeroUse("Uint64Counter", "NewUint64Counter")
@@ -44,10 +45,9 @@ func (u *Uint64Counter) String() string { return strconv.FormatUint(u.Load(), 10
 
 // Float64Counter is a float64 sum sharded per CPU, for accumulating
 // durations, sizes or weights. Each shard holds the bits of a float64; Add
-// reads the calling CPU's shard, adds in Go and commits the new bits with a
-// compare-and-store section, retrying if the thread moved or another add
-// committed first (a few nanoseconds more than Counter.Add, and still no
-// atomic instruction). Make it with NewFloat64Counter. It implements
+// is one restartable section (rseq.AddFloat64CPU) that reads the calling
+// CPU's shard, adds and stores the sum: no atomic instruction, no retry
+// loop. Make it with NewFloat64Counter. It implements
 // expvar.Var. Memory: 128 * rseq.Slots() bytes.
 //
 // Consistency: as Counter's, except that floating-point addition is not
@@ -70,17 +70,14 @@ func NewFloat64Counter() *Float64Counter {
 
 // Add adds x to the calling CPU's shard.
 func (f *Float64Counter) Add(x float64) {
-	f.check()
-	for {
-		s := rseq.ByCPU.Slot()
-		w := word(f.base, s, line)
-		old := atomic.LoadUintptr(w)
-		sum := uintptr(math.Float64bits(math.Float64frombits(uint64(old)) + x))
-		if rseq.CompareAndStore(rseq.ByCPU, s, w, old, sum) == rseq.Committed {
-			return
-		}
+	if f.base == nil {
+		panic(errZeroFloat64Counter)
 	}
+	rseq.AddFloat64CPU(f.base, x)
 }
+
+// errZeroFloat64Counter is what the zero Float64Counter's Add panics with.
+var errZeroFloat64Counter = errors.New("percpu: Float64Counter used without NewFloat64Counter: the zero Float64Counter has no shards")
 
 // check panics for the zero Float64Counter, whose shard addresses would be
 // small numbers rather than memory.

@@ -19,7 +19,7 @@ func TestUint64CounterWrapsAndCounts(t *testing.T) {
 		t.Fatalf("MaxUint64 + 3 = %d, want 2 (wrap-around)", got)
 	}
 	var counts []int
-	underFire(t, []string{"add"}, func() {
+	underFire(t, []string{"addCPU"}, func() {
 		counts = until(8, func(g, i int) bool {
 			u.Add(5)
 			return true
@@ -37,7 +37,7 @@ func TestUint64CounterWrapsAndCounts(t *testing.T) {
 func TestFloat64CounterExactForIntegers(t *testing.T) {
 	f := NewFloat64Counter()
 	var counts []int
-	underFire(t, []string{"cmpStore"}, func() {
+	underFire(t, []string{"addFloat64CPU"}, func() {
 		counts = until(8, func(g, i int) bool {
 			f.Add(0.5 + float64(i&1)) // 0.5 and 1.5 are exact in binary
 			return true

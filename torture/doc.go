@@ -33,6 +33,18 @@
 // section are counted per section: on Linux 6.18 the kernel aborts those
 // sections even though the tracer sees the signal first.
 //
+// Stalls (see stall.go for the details and why they are legal schedules):
+// a post-commit stall holds a thread at the first instruction after a
+// section's commit while every other thread runs on that CPU, so that a
+// value the section gave up and reads after its commit is taken by another
+// thread first; a commit stall aborts a pass at its commit, moves the
+// thread to another CPU, keeps every other thread off that CPU while the
+// restarted pass runs, and holds it at its commit while the others run
+// everywhere else, so that a section that reads its index before the
+// restart label commits over the old CPU's slot. Config.Stalls of each
+// kind are made in every section (DefaultStalls), and reported per
+// section with the forced aborts that moved their thread.
+//
 // The program's own checks decide correctness: it must exit as it does
 // untortured.
 //

@@ -38,6 +38,21 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Seed seeds the random injection (0: time-based).
 	Seed int64
+	// Stalls is the number of commit stalls and of post-commit stalls
+	// to make in each section (0: DefaultStalls; negative: none). A
+	// post-commit stall holds a thread right after its commit while the
+	// other threads run on that CPU; a commit stall holds a thread at its
+	// commit, after a migrating abort, while the others run everywhere
+	// else (see the package documentation).
+	Stalls int
+	// StallTime is how long a stall lets the other threads run (0:
+	// DefaultStallTime).
+	StallTime time.Duration
+	// NoMigrate keeps forced aborts from moving threads to another CPU
+	// (and so turns the commit stalls off). By default about half of
+	// them do, and every thread moved is stalled at the commit of its
+	// restarted pass.
+	NoMigrate bool
 }
 
 // SectionReport is the outcome for one critical section.
@@ -63,6 +78,15 @@ type SectionReport struct {
 	// BadSignature counts aborts that found a wrong signature before
 	// abort_ip (the kernel kills the thread with SIGSEGV; so did torture).
 	BadSignature int `json:"bad_signature"`
+	// MigratedAborts counts the forced aborts that moved the thread to
+	// another CPU before it resumed.
+	MigratedAborts int `json:"migrated_aborts"`
+	// CommitStalls counts the passes held at their commit instruction
+	// (after a migrating abort) while the other threads ran on the other
+	// CPUs; PostCommitStalls the passes held right after their commit
+	// while the other threads ran on their CPU.
+	CommitStalls     int `json:"commit_stalls"`
+	PostCommitStalls int `json:"post_commit_stalls"`
 	// Missed lists the offsets of the points not covered.
 	Missed []uint64 `json:"missed,omitempty"`
 	// Note explains a section that could not be tortured.
@@ -75,6 +99,11 @@ type Report struct {
 	Points   int             `json:"points"`
 	Covered  int             `json:"covered"`
 	Aborts   int             `json:"aborts"`
+	// Stalls is the number of stalls of each kind wanted per section;
+	// CommitStalls and PostCommitStalls are the totals made.
+	Stalls           int `json:"stalls"`
+	CommitStalls     int `json:"commit_stalls"`
+	PostCommitStalls int `json:"post_commit_stalls"`
 	// Migrations and Signals count the random real aborts attempted.
 	Migrations int `json:"migrations"`
 	Signals    int `json:"signals"`
@@ -103,6 +132,21 @@ func (r *Report) Coverage() float64 {
 		return 100
 	}
 	return 100 * float64(r.Covered) / float64(r.Points)
+}
+
+// StallsDone reports whether every section got the stalls wanted: its
+// post-commit stalls, and its commit stalls too when commits is true (they
+// need a program allowed on two CPUs or more).
+func (r *Report) StallsDone(commits bool) bool {
+	for _, s := range r.Sections {
+		if s.Points == 0 {
+			continue
+		}
+		if s.PostCommitStalls < r.Stalls || commits && s.CommitStalls < r.Stalls {
+			return false
+		}
+	}
+	return true
 }
 
 // AbortsPerSecond returns the forced aborts per second from the start of the

@@ -29,6 +29,17 @@ type section struct {
 	rep  *SectionReport
 	hits []int // aborts per point
 	offs []uint64
+	// post is the post-commit offset (the first byte after the commit),
+	// where the post-commit stalls stop threads; commit is the index of
+	// the commit instruction (the last point), where the commit stalls do.
+	post   uint64
+	commit int
+	// noCommitStalls is set when a commit stall was due but could not be
+	// made: the commit point is no longer armed for them.
+	noCommitStalls bool
+	// movedWindows counts the commit-stall windows opened on another CPU
+	// than the thread's.
+	movedWindows int
 }
 
 func (s *section) complete(i, reps int) bool { return s.hits[i] >= reps }
@@ -48,6 +59,13 @@ type bp struct {
 	// hook marks the breakpoint on the dynamic loader's _dl_debug_state,
 	// which it calls whenever dlopen or dlclose change the mappings.
 	hook bool
+	// post marks the breakpoint at a section's post-commit address (idx
+	// is -1): outside the section, where post-commit stalls happen.
+	post bool
+	// exit marks a breakpoint at one of a section's exits (idx is -1),
+	// armed while a commit stall's window is open in the section: a pass
+	// that leaves there closes the window.
+	exit bool
 }
 
 // space is one address space (a process and its vfork children).
@@ -77,8 +95,19 @@ type thread struct {
 	expectStop bool
 	// orphan is set for a task that stopped before its creator's event.
 	orphan bool
-	pinned bool
-	mask   unix.CPUSet
+	// pinned is set while the thread's affinity is narrowed to one CPU
+	// (a random injection or a migrating abort); mask is what to restore.
+	// moved marks a pin made by a migrating abort, undone at the
+	// thread's next breakpoint or a few milliseconds later (movedAt).
+	pinned  bool
+	moved   bool
+	movedAt time.Time
+	mask    unix.CPUSet
+	// lastSec is the section the thread last stopped inside (an abort),
+	// nil once it left it through a breakpoint past its commit or exit:
+	// a stop at a commit of another section means a fresh pass, the
+	// first of its call as far as torture can tell.
+	lastSec *section
 }
 
 type event struct {
@@ -104,6 +133,16 @@ type tracer struct {
 	// stopDue and rescanDue ask the tracer's thread to end the torture
 	// and to rescan the address spaces (see periodic and doDue).
 	stopDue, rescanDue bool
+	// stalls is the number of stalls of each kind wanted per section,
+	// migrate whether forced aborts may move threads (see stall.go).
+	stalls  int
+	migrate bool
+	// stall is the stall in progress, if any: one at a time.
+	stall *stall
+	// stalls2 is set where commit stalls are possible: two CPUs or more.
+	stalls2 bool
+	// fullMask is the program's CPU affinity when it started.
+	fullMask unix.CPUSet
 }
 
 // Run runs cfg.Args under torture and returns the report once every traced
@@ -122,6 +161,9 @@ func Run(cfg Config) (*Report, error) {
 	}
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = time.Second
+	}
+	if cfg.StallTime <= 0 {
+		cfg.StallTime = DefaultStallTime
 	}
 	type result struct {
 		r   *Report
@@ -210,6 +252,22 @@ func run(cfg Config) (*Report, error) {
 		rng:      rand.New(rand.NewSource(seed)),
 		start:    start,
 		noted:    map[string]bool{},
+		stalls:   cfg.Stalls,
+		migrate:  !cfg.NoMigrate,
+	}
+	switch {
+	case t.stalls == 0:
+		t.stalls = DefaultStalls
+	case t.stalls < 0:
+		t.stalls = 0
+	}
+	t.rep.Stalls = t.stalls
+	if unix.SchedGetaffinity(pid, &t.fullMask) != nil || t.fullMask.Count() < 2 {
+		// One CPU: no thread can be moved, and no commit stall (which
+		// needs the others kept off a thread's CPU) can happen.
+		t.migrate, t.stalls2 = false, false
+	} else {
+		t.stalls2 = t.stalls > 0
 	}
 	sp, err := t.newSpace(pid)
 	if err != nil {
@@ -241,7 +299,14 @@ func run(cfg Config) (*Report, error) {
 	t.cont(pid, 0)
 	for {
 		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
+		// While a stall holds a thread, the loop polls: the stall must
+		// end on time even if no tracee has anything to report (the
+		// others may all be waiting for the stalled one).
+		opts := unix.WALL
+		if t.stallWaiting() {
+			opts |= unix.WNOHANG
+		}
+		wpid, err := unix.Wait4(-1, &ws, opts, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -250,8 +315,14 @@ func run(cfg Config) (*Report, error) {
 		}
 		mu.Lock()
 		t.doDue()
-		t.handle(event{wpid, ws})
+		if wpid > 0 {
+			t.handle(event{wpid, ws})
+		}
+		t.stallTick()
 		mu.Unlock()
+		if wpid == 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
 	}
 	close(done)
 	<-finished
@@ -308,15 +379,25 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 			nextMaps = now.Add(50 * time.Millisecond)
 			t.rescanDue = true
 		}
-		if !nextInject.IsZero() && !t.stopped && !t.stopDue && now.After(nextInject) {
+		if t.stall == nil {
+			// A thread moved by an abort goes back to its mask soon:
+			// left pinned, a thread that hits no more breakpoints
+			// would stay on one CPU for good.
+			for _, th := range t.threads {
+				if th.moved && now.Sub(th.movedAt) > 5*time.Millisecond {
+					t.unpin(th)
+				}
+			}
+		}
+		if !nextInject.IsZero() && !t.stopped && !t.stopDue && t.stall == nil && now.After(nextInject) {
 			t.inject()
 			nextInject = now.Add(time.Duration(t.rng.Int63n(int64(2*cfg.Inject) + 1)))
 		}
 		if cfg.Progress != nil && now.After(nextProgress) {
 			nextProgress = now.Add(cfg.ProgressEvery)
 			t.totals()
-			fmt.Fprintf(cfg.Progress, "torture: %5.1fs  %d/%d points (%.1f%%)  %d aborts  %d sections\n",
-				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, len(t.sections))
+			fmt.Fprintf(cfg.Progress, "torture: %5.1fs  %d/%d points (%.1f%%)  %d aborts  %d+%d stalls  %d sections\n",
+				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, t.rep.CommitStalls, t.rep.PostCommitStalls, len(t.sections))
 		}
 		mu.Unlock()
 	}
@@ -435,6 +516,7 @@ func (t *tracer) rescan(sp *space) {
 		t.hookLoader(sp, mapped)
 	}
 	live := map[uint64]bool{}
+	var posts []*bp
 	for _, m := range mapped {
 		if !strings.HasPrefix(m.Path, "/") {
 			continue // the vDSO
@@ -464,8 +546,15 @@ func (t *tracer) rescan(sp *space) {
 				sec.offs, sec.rep.Note = abortPoints(fs)
 				sec.hits = make([]int, len(sec.offs))
 				sec.rep.Points = len(sec.offs)
+				sec.post, sec.commit = fs.PostCommitOffset, len(sec.offs)-1
 				t.sections[key] = sec
 				t.order = append(t.order, key)
+			}
+			if len(sec.offs) > 0 {
+				posts = append(posts, &bp{addr: s.Start + sec.post, sec: sec, idx: -1, post: true, desc: s.Descriptor, abort: s.Abort})
+				for _, x := range fs.Exits {
+					posts = append(posts, &bp{addr: x + bias, sec: sec, idx: -1, exit: true, desc: s.Descriptor, abort: s.Abort})
+				}
 			}
 			for i, off := range sec.offs {
 				addr := s.Start + off
@@ -498,6 +587,24 @@ func (t *tracer) rescan(sp *space) {
 				t.reconcile(sp, b)
 			}
 		}
+	}
+	// The post-commit and exit breakpoints, where no abort point (nor
+	// anything else) has one.
+	for _, b := range posts {
+		live[b.addr] = true
+		if old := sp.bps[b.addr]; old != nil {
+			t.reconcile(sp, old)
+			continue
+		}
+		if err := sp.mem.Read(b.addr, b.orig[:]); err != nil {
+			t.note("reading %#x in process %d: %v", b.addr, sp.pid, err)
+			continue
+		}
+		if b.orig == bpInsn {
+			continue
+		}
+		sp.bps[b.addr] = b
+		t.reconcile(sp, b)
 	}
 	// A breakpoint is forgotten only when its code is no longer mapped
 	// (nothing to restore). One whose object this scan missed (a scan
@@ -720,7 +827,7 @@ func (t *tracer) disarmTrigger(sp *space) {
 // write that fails in a live process is noted, and on the section too: the
 // point it leaves uncovered is not missed silently.
 func (t *tracer) reconcile(sp *space, b *bp) {
-	want := !t.stopped && b.steppers == 0 && (b.hook || !sp.deferred && !b.sec.complete(b.idx, t.reps))
+	want := !t.stopped && b.steppers == 0 && (b.hook || !sp.deferred && t.wanted(b))
 	if want == b.armed {
 		return
 	}
@@ -743,7 +850,10 @@ func (t *tracer) writeFailed(sp *space, b *bp, what string, err error) {
 		t.noteOnce(fmt.Sprintf("hook %d %s", sp.pid, what), "process %d: %s the breakpoint on the dynamic loader's _dl_debug_state at %#x: %v", sp.pid, what, b.addr, err)
 		return
 	}
-	off := b.sec.offs[b.idx]
+	off := b.sec.post
+	if !b.post {
+		off = b.sec.offs[b.idx]
+	}
 	msg := fmt.Sprintf("%s the breakpoint at offset %#x failed: %v", what, off, err)
 	if b.sec.rep.Note == "" {
 		b.sec.rep.Note = msg
@@ -759,9 +869,12 @@ func sectionName(r *SectionReport) string {
 	return fmt.Sprintf("%s@%#x", r.Object, r.Start)
 }
 
-// stop ends the torture: every breakpoint is removed.
+// stop ends the torture: every breakpoint is removed, a stall in progress
+// ends and every thread the torture pinned gets its affinity back.
 func (t *tracer) stop() {
 	t.stopped = true
+	t.endStall()
+	t.unpinAll()
 	for _, sp := range t.spaces() {
 		for _, b := range sp.bps {
 			t.reconcile(sp, b)
@@ -816,6 +929,7 @@ func (t *tracer) handle(ev event) {
 	}
 	if th.expectStop && sig == unix.SIGSTOP {
 		th.expectStop = false
+		t.admit(th)
 		t.cont(tid, 0)
 		return
 	}
@@ -823,6 +937,17 @@ func (t *tracer) handle(ev event) {
 		if t.trap(th) {
 			return
 		}
+	}
+	if th.stepping != nil && sig != unix.SIGTRAP && t.stall != nil && t.stall.th == th && t.stall.phase == stepping {
+		// A signal arrived during the step of a commit stall: hold it
+		// back until the commit is made (a handler would run between
+		// the stop and the commit, after the other threads are allowed
+		// back on this CPU), then send it again.
+		t.stall.sigs = append(t.stall.sigs, sig)
+		if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(tid), 0, 0, 0, 0); e != 0 && !gone(tid) {
+			t.noteOnce("stallstep", "thread %d: resuming the step of a commit stall: %v", tid, e)
+		}
+		return
 	}
 	if th.stepping != nil && sig != unix.SIGTRAP {
 		// A signal arrived during a step: deliver it and keep stepping;
@@ -849,6 +974,9 @@ func (t *tracer) handle(ev event) {
 }
 
 func (t *tracer) dropThread(th *thread) {
+	if t.stall != nil && t.stall.th == th {
+		t.finishStall(false)
+	}
 	delete(t.threads, th.tid)
 	if t.lastPin == th {
 		t.lastPin = nil
@@ -909,12 +1037,20 @@ func (t *tracer) ptraceEvent(th *thread, cause int) {
 		if sp != nil {
 			sp.users++
 		}
-		if c := t.threads[child]; c != nil && c.orphan {
+		c := t.threads[child]
+		if c != nil && c.orphan {
 			// Without a space (memory not accessible) it runs untortured.
 			c.orphan, c.sp, c.tgid = false, sp, tgid
+			t.admit(c)
 			t.cont(child, 0)
 		} else {
-			t.threads[child] = &thread{tid: child, tgid: tgid, sp: sp, expectStop: true}
+			c = &thread{tid: child, tgid: tgid, sp: sp, expectStop: true}
+			t.threads[child] = c
+		}
+		if th.pinned && !c.pinned {
+			// It inherited its creator's pin: undone with the
+			// creator's at the end.
+			c.pinned, c.mask = true, th.mask
 		}
 		t.cont(th.tid, 0)
 	case unix.PTRACE_EVENT_EXEC:
@@ -961,6 +1097,11 @@ func (t *tracer) trap(th *thread) bool {
 		th.stepping = nil
 		b.steppers--
 		t.reconcile(sp, b)
+		if t.stall != nil && t.stall.th == th && t.stall.phase == stepping {
+			// The commit of a commit stall (or of a window without
+			// one) is made.
+			t.finishStall(t.stall.hold)
+		}
 		t.cont(th.tid, 0)
 		return true
 	}
@@ -996,6 +1137,12 @@ func (t *tracer) trap(th *thread) bool {
 		if err := sp.mem.Write(b.addr, b.orig[:]); err != nil && !gone(sp.pid) {
 			t.writeFailed(sp, b, "rewriting the instruction under", err)
 		}
+		// The thread stopped inside a section, if it is one: the kernel
+		// would abort it for a stop there, and so does torture (going
+		// on would run the rest of the pass unprotected).
+		if b.idx >= 0 && t.abort(th, b, &regs, false) {
+			return true
+		}
 		if bpTrapAfter != 0 {
 			regs.SetPC(addr)
 			if t.setRegs(th, &regs, "a removed breakpoint's address") != nil {
@@ -1008,11 +1155,28 @@ func (t *tracer) trap(th *thread) bool {
 	if checkHitCode && !isBreakpointStop(th.tid) {
 		return false
 	}
+	if th.moved && t.stall == nil {
+		// Affinities change only between stalls: a stall has saved
+		// what to restore.
+		t.unpin(th)
+	}
 	if b.hook {
 		// The loaded objects changed: find their sections now, before
 		// any of their code runs.
 		t.rescan(sp)
-	} else if t.abort(th, b, &regs) {
+	} else if b.post || b.exit {
+		if th.lastSec == b.sec {
+			th.lastSec = nil
+		}
+		if s := t.stall; s != nil && s.th == th && s.phase == running && s.b.sec == b.sec {
+			// The window's pass left the section another way, or
+			// committed without being held: close the window.
+			t.finishStall(false)
+		}
+		if b.post && t.postCommitStall(th, b) {
+			return true
+		}
+	} else if t.abort(th, b, &regs, true) {
 		return true
 	} else {
 		// Not inside a registered section.
@@ -1077,7 +1241,14 @@ func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
 // abort does what the kernel does to a thread preempted at b.addr: if the
 // thread's rseq_cs holds a descriptor whose range covers the address, check
 // the signature before abort_ip, then clear rseq_cs and resume at abort_ip.
-func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
+//
+// With stalls true the hit may instead start a commit stall (the thread is
+// due one in this section and stopped at its commit), and the abort may
+// move the thread to another CPU first (see stall.go).
+func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bool {
+	if b.idx < 0 {
+		return false // not an abort point
+	}
 	sp := th.sp
 	cfg, err := ptrace.GetRseqConfig(th.tid)
 	if err != nil || cfg.Pointer == 0 {
@@ -1115,6 +1286,12 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
 		t.cont(th.tid, int(unix.SIGSEGV))
 		return true
 	}
+	commit := stalls && cs == b.desc && b.idx == sec.commit
+	if commit && t.holdCommit(th, b, cfg, regs) {
+		return true
+	}
+	fresh := th.lastSec != sec
+	th.lastSec = sec
 	var zero [8]byte
 	if err := sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]); err != nil {
 		if !gone(sp.pid) {
@@ -1122,12 +1299,57 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs) bool {
 		}
 		return false
 	}
+	// Sometimes the thread resumes on another CPU: a restart must read
+	// its index again. At a commit whose point is covered (the
+	// breakpoint is there for the commit stalls) it always does, and its
+	// restarted pass runs alone on its CPU up to the commit, where it is
+	// held (see stall.go).
+	//
+	// A commit stall's window is opened for a fresh pass only (see
+	// lastSec): in it the thread has run from its call on, on the CPU
+	// it stopped on, so a section that read its index before the
+	// restart label has that CPU's, and the move makes it stale. The
+	// first windows of a section move the thread, the later ones leave
+	// it where it is, so that its pass surely reaches its commit again.
+	// A pass that is not fresh gets a window without a hold: it makes
+	// its commit alone, and the thread's next call is fresh.
+	due := commit && sec.complete(b.idx, t.reps)
+	cpu, moved, hold := -1, false, false
+	if stalls && t.stall == nil {
+		switch {
+		case due && fresh && t.migrate && sec.movedWindows < t.stalls:
+			cpu, moved = t.moveThread(th, cfg)
+			hold = true
+		case due && fresh && sec.rep.CommitStalls < t.stalls:
+			hold = true
+		case !due && t.migrate && t.rng.Intn(2) == 0:
+			cpu, moved = t.moveThread(th, cfg)
+		}
+		if moved {
+			sec.rep.MigratedAborts++
+			th.moved, th.movedAt = !due, time.Now()
+		} else if due {
+			cpu = t.threadCPU(th, cfg.Pointer)
+		}
+	}
 	regs.SetPC(abortIP)
 	if err := t.setRegs(th, regs, "abort_ip"); err != nil {
 		// rseq_cs is clear: the thread runs on unprotected from the
 		// instruction, as after a ptrace stop on Linux 6.18. The point
 		// stays armed for the next pass.
 		return false
+	}
+	if due && t.stall == nil && t.openWindow(th, b, cpu, hold) {
+		if moved {
+			sec.movedWindows++
+		}
+	} else if due && t.stall == nil {
+		// The others cannot be kept off a CPU: stop wanting commit
+		// stalls here (aborting every pass at the commit would stop
+		// the program).
+		sec.noCommitStalls = true
+		t.noteOnce("nocommitstall "+sectionName(sec.rep), "section %s: no commit stall possible (the other threads could not be kept off CPU %d)", sectionName(sec.rep), cpu)
+		t.reconcile(sp, b)
 	}
 	sec.hits[b.idx]++
 	sec.rep.Aborts++
@@ -1170,7 +1392,9 @@ func (t *tracer) inject() {
 			var one unix.CPUSet
 			one.Set(cpus[t.rng.Intn(len(cpus))])
 			if unix.SchedSetaffinity(th.tid, &one) == nil {
-				th.pinned, th.mask = true, mask
+				if !th.pinned {
+					th.pinned, th.mask = true, mask
+				}
 				t.lastPin = th
 				t.rep.Migrations++
 			}
@@ -1184,10 +1408,22 @@ func (t *tracer) inject() {
 	}
 }
 
+// unpinAll gives every thread torture pinned its affinity back, unless a
+// stall is in progress (finishStall calls it again when it ends).
+func (t *tracer) unpinAll() {
+	if t.stall != nil {
+		return
+	}
+	for _, th := range t.threads {
+		t.unpin(th)
+	}
+	t.lastPin = nil
+}
+
 func (t *tracer) unpin(th *thread) {
 	if th.pinned {
 		unix.SchedSetaffinity(th.tid, &th.mask)
-		th.pinned = false
+		th.pinned, th.moved = false, false
 	}
 }
 
@@ -1195,6 +1431,7 @@ func (t *tracer) unpin(th *thread) {
 func (t *tracer) totals() {
 	t.rep.Sections = t.rep.Sections[:0]
 	t.rep.Points, t.rep.Covered = 0, 0
+	t.rep.CommitStalls, t.rep.PostCommitStalls = 0, 0
 	for _, key := range t.order {
 		sec := t.sections[key]
 		r := *sec.rep
@@ -1208,6 +1445,8 @@ func (t *tracer) totals() {
 		}
 		t.rep.Points += r.Points
 		t.rep.Covered += r.Covered
+		t.rep.CommitStalls += r.CommitStalls
+		t.rep.PostCommitStalls += r.PostCommitStalls
 		t.rep.Sections = append(t.rep.Sections, r)
 	}
 }

@@ -3,6 +3,7 @@
 package torture
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/prebuilt"
 	"github.com/gorseq/rseq/scan"
+	"golang.org/x/sys/unix"
 )
 
 // The helper programs are built here with gcc and go build, or taken from
@@ -109,8 +111,8 @@ func describe(r *Report) string {
 	s := fmt.Sprintf("exited=%v code=%d signal=%s killed=%v timed_out=%v, %d/%d points, %d aborts (the last at %v), %d migrations, %d signals, %d processes, %d threads, run %v",
 		r.Exited, r.ExitCode, r.Signal, r.Killed, r.TimedOut, r.Covered, r.Points, r.Aborts, r.LastAbort, r.Migrations, r.Signals, r.Processes, r.Threads, r.Duration)
 	for _, sec := range r.Sections {
-		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts, %d unprotected, missed %#x %s",
-			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.Unprotected, sec.Missed, sec.Note)
+		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts (%d migrating), %d unprotected, %d+%d stalls, missed %#x %s",
+			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.MigratedAborts, sec.Unprotected, sec.CommitStalls, sec.PostCommitStalls, sec.Missed, sec.Note)
 	}
 	for _, n := range r.Notes {
 		s += "; note: " + n
@@ -118,6 +120,9 @@ func describe(r *Report) string {
 	return s
 }
 
+// checkFull checks that the report covers wantSections sections, each
+// completely: every point aborted, and every stall made (the commit stalls
+// where the program may use two CPUs).
 func checkFull(t *testing.T, r *Report, wantSections int) {
 	t.Helper()
 	t.Log(describe(r))
@@ -133,6 +138,12 @@ func checkFull(t *testing.T, r *Report, wantSections int) {
 		}
 		if s.Aborts < s.Points {
 			t.Errorf("section %s: %d aborts for %d points", s.Symbol, s.Aborts, s.Points)
+		}
+		if s.PostCommitStalls < r.Stalls {
+			t.Errorf("section %s: %d post-commit stalls, want %d", s.Symbol, s.PostCommitStalls, r.Stalls)
+		}
+		if multiCPU() && s.CommitStalls < r.Stalls {
+			t.Errorf("section %s: %d commit stalls, want %d", s.Symbol, s.CommitStalls, r.Stalls)
 		}
 	}
 }
@@ -191,8 +202,17 @@ func TestBrokenSectionFails(t *testing.T) {
 }
 
 // TestGoLibrary tortures a Go program that runs every per-CPU operation of
-// this module's library: every one of the library's sections must reach
-// full coverage with the program's exact checks passing.
+// this module's library (testdata/goprog, built from this tree): every one
+// of the library's sections must reach full coverage with the program's
+// exact checks passing. The sections expected come from the library's own
+// table as the program has it (rseq.Sections(), which it prints), not from
+// the report: each must be found, with as many abort points as it has
+// instructions (amd64: decoded from the program's file; arm64: its length
+// over 4), every point aborted Reps times, no pass run without rseq_cs set
+// (an abort handler that skips the re-arm shows there), and its stalls
+// made: post-commit stalls (values used after the commit show) and, with
+// two CPUs or more, commit stalls after migrating aborts (an index read
+// before the restart label shows).
 func TestGoLibrary(t *testing.T) {
 	if testing.Short() && prebuilt.Dir() == "" {
 		t.Skip("builds and tortures a Go program")
@@ -211,25 +231,143 @@ func TestGoLibrary(t *testing.T) {
 		return nil
 	})
 	out, read := output(t)
-	r, err := Run(Config{Args: []string{bin, "4", "20000"}, Stdout: out, Stderr: out, Reps: 2,
-		Inject: time.Millisecond, Timeout: 50 * time.Second})
+	// Every phase of the program lasts 200ms at least: long enough for
+	// the stalls of its sections, each of which needs the other threads
+	// busy with the same operations while one thread is held.
+	cfg := Config{Args: []string{bin, "4", "20000", "200ms"}, Stdout: out, Stderr: out, Reps: 2,
+		Inject: time.Millisecond, Timeout: 50 * time.Second, Stalls: 3, StallTime: 3 * time.Millisecond}
+	if os.Getenv("GORSEQ_QEMU") != "" {
+		// Emulated CPUs: the other threads need longer to get anything
+		// done while one is held.
+		cfg.Args[3] = "500ms"
+		cfg.StallTime = 15 * time.Millisecond
+	}
+	r, err := Run(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !r.Exited || r.ExitCode != 0 || !strings.Contains(read(), "every check exact") {
 		t.Fatalf("program failed under torture: %s; output %q", describe(r), read())
 	}
-	if len(r.Sections) == 0 {
-		t.Fatal("no critical sections found in the Go program: the library's sections are missing or the scanner does not see them")
+	lib, err := librarySections(bin, read())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, s := range r.Sections {
-		t.Logf("%s: %d/%d points, %d aborts, %d unprotected hits", s.Symbol, s.Covered, s.Points, s.Aborts, s.Unprotected)
+		t.Logf("%s: %d/%d points, %d aborts (%d migrating), %d unprotected hits, %d commit stalls, %d post-commit stalls",
+			s.Symbol, s.Covered, s.Points, s.Aborts, s.MigratedAborts, s.Unprotected, s.CommitStalls, s.PostCommitStalls)
 	}
-	checkFull(t, r, len(r.Sections))
+	checkFull(t, r, len(lib))
+	byStart := map[uint64]SectionReport{}
+	for _, s := range r.Sections {
+		byStart[s.Start] = s
+	}
+	for _, want := range lib {
+		s, ok := byStart[want.start]
+		if !ok {
+			t.Errorf("library section %s (start %#x, %d instructions) not tortured", want.name, want.start, want.insns)
+			continue
+		}
+		if s.Points != want.insns {
+			t.Errorf("library section %s: %d abort points, want its %d instructions", want.name, s.Points, want.insns)
+		}
+		if s.Aborts < 2*want.insns {
+			t.Errorf("library section %s: %d aborts, want at least %d (every instruction twice)", want.name, s.Aborts, 2*want.insns)
+		}
+		if s.Unprotected != 0 {
+			t.Errorf("library section %s: %d breakpoint hits while rseq_cs did not cover the section: a pass ran unprotected (an abort handler that does not re-arm?)", want.name, s.Unprotected)
+		}
+		if s.BadSignature != 0 {
+			t.Errorf("library section %s: %d aborts found a bad signature", want.name, s.BadSignature)
+		}
+		if multiCPU() && s.MigratedAborts == 0 {
+			t.Errorf("library section %s: no forced abort moved its thread to another CPU", want.name)
+		}
+	}
 	if r.Signals == 0 {
 		t.Error("no SIGURG injected into a Go program")
 	}
-	t.Logf("%d aborts in %v (%.0f/s), %d migrations, %d signals", r.Aborts, r.Duration, r.AbortsPerSecond(), r.Migrations, r.Signals)
+	t.Logf("%d aborts in %v (%.0f/s), %d migrations, %d signals, %d commit stalls, %d post-commit stalls",
+		r.Aborts, r.Duration, r.AbortsPerSecond(), r.Migrations, r.Signals, r.CommitStalls, r.PostCommitStalls)
+}
+
+// libSection is one section of the library as goprog reports it, at its
+// link-time address.
+type libSection struct {
+	name  string
+	start uint64
+	insns int
+}
+
+// librarySections reads the section table goprog printed (run-time
+// addresses) and returns it at link-time addresses, with the number of
+// instructions of each section, counted in the program's file.
+func librarySections(bin, output string) ([]libSection, error) {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil, err
+	}
+	var mainSym uint64
+	for _, s := range syms {
+		if s.Name == "main.main" {
+			mainSym = s.Value
+		}
+	}
+	var secs []libSection
+	var mainAddr uint64
+	type span struct{ start, post uint64 }
+	var spans []span
+	for _, line := range strings.Split(output, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 5 && f[0] == "section":
+			start, err1 := strconv.ParseUint(f[2], 0, 64)
+			post, err2 := strconv.ParseUint(f[3], 0, 64)
+			if err1 != nil || err2 != nil || post <= start {
+				return nil, fmt.Errorf("bad section line %q", line)
+			}
+			secs = append(secs, libSection{name: f[1]})
+			spans = append(spans, span{start, post})
+		case len(f) == 2 && f[0] == "main":
+			mainAddr, _ = strconv.ParseUint(f[1], 0, 64)
+		}
+	}
+	if len(secs) == 0 || mainAddr == 0 || mainSym == 0 {
+		return nil, fmt.Errorf("no section table from the program (main %#x, main.main %#x): output %q", mainAddr, mainSym, output)
+	}
+	bias := mainAddr - mainSym
+	text := f.Section(".text")
+	if text == nil {
+		return nil, fmt.Errorf("%s: no .text", bin)
+	}
+	code, err := text.Data()
+	if err != nil {
+		return nil, err
+	}
+	for i := range secs {
+		start, post := spans[i].start-bias, spans[i].post-bias
+		if start < text.Addr || post > text.Addr+uint64(len(code)) {
+			return nil, fmt.Errorf("section %s at %#x-%#x is outside .text", secs[i].name, start, post)
+		}
+		n, err := countInstructions(code[start-text.Addr : post-text.Addr])
+		if err != nil {
+			return nil, fmt.Errorf("section %s: %v", secs[i].name, err)
+		}
+		secs[i].start, secs[i].insns = start, n
+	}
+	return secs, nil
+}
+
+// multiCPU reports whether this process may run on two CPUs or more, which
+// migrating aborts and commit stalls need.
+func multiCPU() bool {
+	var m unix.CPUSet
+	return unix.SchedGetaffinity(0, &m) == nil && m.Count() > 1
 }
 
 // BenchmarkAborts measures forced aborts per second: one thread running the

@@ -2,13 +2,28 @@
 // from several goroutines and checks the results exactly: exit status 0 when
 // every check holds, 1 (with a FAIL line) when one does not. rseq torture's
 // tests run it.
+//
+// Usage: goprog [GOROUTINES [N [PHASE]]]: every phase (one operation or
+// group of operations, for each Index) runs GOROUTINES goroutines (4) of at
+// least N operations each (20000) for at least PHASE (a duration, 0).
+//
+// It first prints the library's section table as this process has it, one
+// line per section, for the tests to compare torture's report with:
+//
+//	section NAME START POST-COMMIT ABORT    (hexadecimal run-time addresses)
+//	main ADDR                               (main.main, to find the load bias)
 package main
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"reflect"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/gorseq/rseq"
@@ -26,7 +41,7 @@ func fail(format string, args ...any) {
 
 // region returns n bytes of memory the Go GC does not manage.
 func region(n int) unsafe.Pointer {
-	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
 	if err != nil {
 		fmt.Println("mmap:", err)
 		os.Exit(2)
@@ -38,14 +53,47 @@ func word(base unsafe.Pointer, off uintptr) *uintptr {
 	return (*uintptr)(unsafe.Add(base, off))
 }
 
-func parallel(g int, f func(id int)) {
+// phase runs op on g goroutines: goroutine id calls op(id, i) for i = 0,
+// 1, ... until it has made n calls, every goroutine has made n and the
+// phase has lasted minPhase, or until op returns false (the call did
+// nothing: a log is full). A goroutine that is done keeps working while
+// another is behind, so that a thread torture holds (a stall) always has
+// company doing the same operations. It returns the number of calls that
+// did their work, of all goroutines.
+func phase(g, n int, op func(id, i int) bool) int64 {
+	var behind atomic.Int64
+	behind.Store(int64(g))
+	var total atomic.Int64
+	start := time.Now()
 	var wg sync.WaitGroup
-	for i := 0; i < g; i++ {
+	for id := 0; id < g; id++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); f(i) }()
+		go func() {
+			defer wg.Done()
+			i := 0
+			for ; ; i++ {
+				if i == n {
+					behind.Add(-1)
+				}
+				if i >= n && behind.Load() == 0 && time.Since(start) >= minPhase {
+					break
+				}
+				if !op(id, i) {
+					if i < n {
+						behind.Add(-1)
+					}
+					break
+				}
+			}
+			total.Add(int64(i))
+		}()
 	}
 	wg.Wait()
+	return total.Load()
 }
+
+// minPhase is the least time every phase lasts (the third argument).
+var minPhase time.Duration
 
 func main() {
 	g, n := 4, 20000
@@ -55,17 +103,31 @@ func main() {
 	if len(os.Args) > 2 {
 		n, _ = strconv.Atoi(os.Args[2])
 	}
+	if len(os.Args) > 3 {
+		var err error
+		if minPhase, err = time.ParseDuration(os.Args[3]); err != nil {
+			fmt.Println("bad phase duration:", err)
+			os.Exit(2)
+		}
+	}
+	// A P for every goroutine, whatever the CPU affinity: torture narrows
+	// the affinity of threads for its stalls, and the runtime would lower
+	// GOMAXPROCS to match (a thread held by torture keeps its P: with one
+	// P left, nothing else would run). Set explicitly, it stays.
+	runtime.GOMAXPROCS(g + 1)
+	for _, s := range rseq.Sections() {
+		fmt.Printf("section %s %#x %#x %#x\n", s.Name, s.Start, s.PostCommit, s.Abort)
+	}
+	fmt.Printf("main %#x\n", reflect.ValueOf(main).Pointer())
 	slots := rseq.Slots()
 	size := uintptr(slots) * stride
-	want := int64(g) * int64(n)
 
 	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
 		// Add.
 		base := region(int(size))
-		parallel(g, func(int) {
-			for i := 0; i < n; i++ {
-				rseq.Add(base, stride, ix, 1)
-			}
+		want := phase(g, n, func(int, int) bool {
+			rseq.Add(base, stride, ix, 1)
+			return true
 		})
 		if s := sum(base, slots); s != want {
 			fail("Add(%v): sum %d, want %d", ix, s, want)
@@ -78,10 +140,9 @@ func main() {
 		for i := 0; i < slots; i++ {
 			*word(ptrs, uintptr(i)*stride) = uintptr(targets) + uintptr(i)*stride - 8
 		}
-		parallel(g, func(int) {
-			for i := 0; i < n; i++ {
-				rseq.AddIndirect(ptrs, stride, ix, 16, 2)
-			}
+		want = phase(g, n, func(int, int) bool {
+			rseq.AddIndirect(ptrs, stride, ix, 16, 2)
+			return true
 		})
 		if s := sumAt(targets, slots, 8); s != 2*want {
 			fail("AddIndirect(%v): sum %d, want %d", ix, s, 2*want)
@@ -91,21 +152,19 @@ func main() {
 		cas := region(int(size))
 		seven := region(64)
 		*word(seven, 0) = 7
-		parallel(g, func(id int) {
-			for i := 0; i < n; i++ {
-				for {
-					slot := ix.Slot()
-					v := word(cas, uintptr(slot)*stride)
-					old := *v
-					var st rseq.Status
-					if (i+id)%2 == 0 {
-						st = rseq.CompareAndStore(ix, slot, v, old, old+1)
-					} else {
-						st = rseq.CompareBothAndStore(ix, slot, v, old, word(seven, 0), 7, old+1)
-					}
-					if st == rseq.Committed {
-						break
-					}
+		want = phase(g, n, func(id, i int) bool {
+			for {
+				slot := ix.Slot()
+				v := word(cas, uintptr(slot)*stride)
+				old := *v
+				var st rseq.Status
+				if (i+id)%2 == 0 {
+					st = rseq.CompareAndStore(ix, slot, v, old, old+1)
+				} else {
+					st = rseq.CompareBothAndStore(ix, slot, v, old, word(seven, 0), 7, old+1)
+				}
+				if st == rseq.Committed {
+					return true
 				}
 			}
 		})
@@ -119,35 +178,44 @@ func main() {
 		}
 
 		// StoreThenCommit appends to a per-slot log; CopyThenCommit
-		// appends 3-word records. Each slot: count word, then entries.
-		const logLen = 32
-		logStride := uintptr(8 + logLen*24)
+		// appends 3-word records. Each slot: count word, then room for
+		// 8n entries per goroutine, never reused (the phase ends for a
+		// goroutine that finds its slot's log full; pages untouched stay
+		// unallocated). Entry k holds k<<8 | writer: every committed
+		// entry is checked, so an entry whose store did not happen before
+		// its commit shows.
+		logLen := uintptr(g * 8 * n)
+		logStride := 8 + logLen*24
 		logs := region(int(uintptr(slots) * logStride))
-		parallel(g, func(id int) {
-			rec := [3]uintptr{uintptr(id + 1), uintptr(id + 1), uintptr(id + 1)}
-			for i := 0; i < n; i++ {
-				for {
-					slot := ix.Slot()
-					s := unsafe.Add(logs, uintptr(slot)*logStride)
-					cnt := word(s, 0)
-					c := *cnt
-					e := unsafe.Add(s, 8+(c%logLen)*24)
-					var st rseq.Status
-					if i%2 == 0 {
-						st = rseq.StoreThenCommit(ix, slot, cnt, c, (*uintptr)(e), uintptr(id+1), c+1)
-					} else {
-						// A private record: whole (24 bytes, the word loop) or
-						// partial (13 bytes, the byte loop too).
-						p := unsafe.Pointer(&rec)
-						size := uintptr(24)
-						if i%4 == 1 {
-							size = 13
-						}
-						st = rseq.CopyThenCommit(ix, slot, cnt, c, e, p, size, c+1)
+		recs := make([][3]uintptr, g)
+		want = phase(g, n, func(id, i int) bool {
+			rec := &recs[id]
+			for {
+				slot := ix.Slot()
+				s := unsafe.Add(logs, uintptr(slot)*logStride)
+				cnt := word(s, 0)
+				c := *cnt
+				if c >= logLen {
+					return false
+				}
+				e := unsafe.Add(s, 8+c*24)
+				v := c<<8 | uintptr(id+1)
+				var st rseq.Status
+				if i%2 == 0 {
+					st = rseq.StoreThenCommit(ix, slot, cnt, c, (*uintptr)(e), v, c+1)
+				} else {
+					// A private record: whole (24 bytes, the word loop) or
+					// partial (13 bytes, the byte loop too).
+					*rec = [3]uintptr{v, v, v}
+					p := unsafe.Pointer(rec)
+					size := uintptr(24)
+					if i%4 == 1 {
+						size = 13
 					}
-					if st == rseq.Committed {
-						break
-					}
+					st = rseq.CopyThenCommit(ix, slot, cnt, c, e, p, size, c+1)
+				}
+				if st == rseq.Committed {
+					return true
 				}
 			}
 		})
@@ -156,11 +224,13 @@ func main() {
 			s := unsafe.Add(logs, uintptr(i)*logStride)
 			c := *word(s, 0)
 			total += int64(c)
-			// The newest entry is a committed, complete record or store.
-			if c > 0 {
-				e := unsafe.Add(s, 8+((c-1)%logLen)*24)
-				if v := *word(e, 0); v < 1 || v > uintptr(g) {
-					fail("StoreThenCommit/CopyThenCommit(%v): slot %d entry holds %d", ix, i, v)
+			// Every committed entry is a complete record or store of its
+			// own position.
+			for k := uintptr(0); k < c && k < logLen; k++ {
+				e := unsafe.Add(s, 8+k*24)
+				if v := *word(e, 0); v>>8 != k || v&0xff < 1 || v&0xff > uintptr(g) {
+					fail("StoreThenCommit/CopyThenCommit(%v): slot %d entry %d holds %#x", ix, i, k, v)
+					break
 				}
 			}
 		}
@@ -174,19 +244,20 @@ func main() {
 		nodeMem := region(nodes * 16)
 		heads := region(int(size))
 		popped := make([]int, g)
-		parallel(g, func(id int) {
+		phase(g, n, func(id, i int) bool {
 			// Each goroutine pushes its share of the nodes, then pops
 			// from and pushes to the slot it runs on: right after a push
 			// the slot is usually not empty.
-			for k := id; k < nodes; k += g {
-				push(ix, heads, unsafe.Add(nodeMem, k*16))
-			}
-			for i := 0; i < n; i++ {
-				if _, head, ok := rseq.Pop(heads, stride, ix, 0, 8); ok {
-					popped[id]++
-					push(ix, heads, unsafe.Add(nodeMem, head-uintptr(nodeMem)))
+			if i == 0 {
+				for k := id; k < nodes; k += g {
+					push(ix, heads, unsafe.Add(nodeMem, k*16))
 				}
 			}
+			if _, head, ok := rseq.Pop(heads, stride, ix, 0, 8); ok {
+				popped[id]++
+				push(ix, heads, unsafe.Add(nodeMem, head-uintptr(nodeMem)))
+			}
+			return true
 		})
 		pops := 0
 		for _, p := range popped {
@@ -212,6 +283,7 @@ func main() {
 	for _, ix := range []rseq.Index{rseq.ByCPU, rseq.ByConcurrencyID} {
 		handles(ix, g, n)
 	}
+	cpuCounters(g, n)
 	if failed {
 		os.Exit(1)
 	}
@@ -274,39 +346,37 @@ func handles(ix rseq.Index, g, n int) {
 			total++
 		}
 	}
-	parallel(g, func(w int) {
-		mine, spare := held[w], spares[w]
-		for i := 0; i < n; i++ {
-			if i%2 == 0 || len(mine) == 0 {
-				if _, _, v, ok := rseq.TakeHandle(base, hStride, ix, tp); ok {
-					o := (*object)(v)
-					if o.owner != 0 {
-						fail("TakeHandle(%v): object %d handed out while goroutine %d holds it", ix, o.id, o.owner-1)
-					}
-					o.owner = int32(w + 1)
-					mine = append(mine, o)
+	phase(g, n, func(w, i int) bool {
+		mine, spare := &held[w], &spares[w]
+		if i%2 == 0 || len(*mine) == 0 {
+			if _, _, v, ok := rseq.TakeHandle(base, hStride, ix, tp); ok {
+				o := (*object)(v)
+				if o.owner != 0 {
+					fail("TakeHandle(%v): object %d handed out while goroutine %d holds it", ix, o.id, o.owner-1)
 				}
-				continue
-			}
-			_, h, ok := rseq.ClaimHandle(base, hStride, ix, capacity)
-			if !ok && len(spare) > 0 {
-				h, ok = spare[len(spare)-1], true
-				spare = spare[:len(spare)-1]
-			}
-			if !ok {
-				continue
-			}
-			o := mine[len(mine)-1]
-			o.owner = 0
-			table[h] = o
-			if _, ok := rseq.PutHandle(base, hStride, ix, h); ok {
-				mine = mine[:len(mine)-1]
-			} else {
 				o.owner = int32(w + 1)
-				spare = append(spare, h)
+				*mine = append(*mine, o)
 			}
+			return true
 		}
-		held[w], spares[w] = mine, spare
+		_, h, ok := rseq.ClaimHandle(base, hStride, ix, capacity)
+		if !ok && len(*spare) > 0 {
+			h, ok = (*spare)[len(*spare)-1], true
+			*spare = (*spare)[:len(*spare)-1]
+		}
+		if !ok {
+			return true
+		}
+		o := (*mine)[len(*mine)-1]
+		o.owner = 0
+		table[h] = o
+		if _, ok := rseq.PutHandle(base, hStride, ix, h); ok {
+			*mine = (*mine)[:len(*mine)-1]
+		} else {
+			o.owner = int32(w + 1)
+			*spare = append(*spare, h)
+		}
+		return true
 	})
 	objects := make([]int, total)
 	hs := make([]int, len(table))
@@ -345,5 +415,31 @@ func handles(ix rseq.Index, g, n int) {
 		if c != 1 {
 			fail("handles(%v): handle %d found %d times", ix, h, c)
 		}
+	}
+}
+
+// cpuCounters runs the sections of per-CPU counters, AddCPU (int64) and
+// AddFloat64CPU (float64; integer values, so the sum is exact).
+func cpuCounters(g, n int) {
+	slots := rseq.Slots()
+	ints := region(slots * rseq.CPUStride)
+	floats := region(slots * rseq.CPUStride)
+	parallel(g, func(int) {
+		for i := 0; i < n; i++ {
+			rseq.AddCPU(ints, 3)
+			rseq.AddFloat64CPU(floats, 2)
+		}
+	})
+	var si int64
+	var sf float64
+	for i := 0; i < slots; i++ {
+		si += int64(*word(ints, uintptr(i)*rseq.CPUStride))
+		sf += math.Float64frombits(uint64(*word(floats, uintptr(i)*rseq.CPUStride)))
+	}
+	if want := 3 * int64(g) * int64(n); si != want {
+		fail("AddCPU: sum %d, want %d", si, want)
+	}
+	if want := 2 * float64(g) * float64(n); sf != want {
+		fail("AddFloat64CPU: sum %v, want %v", sf, want)
 	}
 }

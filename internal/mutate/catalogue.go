@@ -1,0 +1,489 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Mutant is one planted bug.
+type Mutant struct {
+	// Name is unique: architecture (or "go"), the section or area, what.
+	Name string
+	// Kind is the class of bug.
+	Kind Kind
+	// Arch is the architecture whose code the edits change ("amd64" or
+	// "arm64"), or "" for Go code (tried on the host).
+	Arch string
+	// Edits are the changes, applied in order; each Find must occur
+	// exactly once in its file.
+	Edits []Edit
+	// Kill lists the tests that should kill the mutant, tried in order
+	// until one fails.
+	Kill []Killer
+	// CI puts the mutant in the CI subset (.ci/mutate.sh).
+	CI bool
+}
+
+// Edit replaces the only occurrence of Find in File (relative to the
+// repository root) by Replace.
+type Edit struct {
+	File, Find, Replace string
+}
+
+// Killer is a test run that should fail with the mutant.
+type Killer struct {
+	// Pkg is the package directory, relative to the repository root.
+	Pkg string
+	// Run is the -test.run pattern.
+	Run string
+	// Env is added to the test's environment (killers run here only).
+	Env []string
+	// Timeout bounds the test (-test.timeout; a guest run gets its build
+	// and boot time on top).
+	Timeout time.Duration
+	// Short passes -test.short.
+	Short bool
+	// Host runs the killer on this machine even for a mutant of another
+	// architecture: a check of that architecture's build (a cross
+	// build), not of its behaviour.
+	Host bool
+}
+
+// Kind classifies mutants.
+type Kind string
+
+// The kinds of bug in the catalogue.
+const (
+	// StaleIndex: a section reads its index (CPU number) before the
+	// restart label, so a restart after a migration uses the old CPU's
+	// slot.
+	StaleIndex Kind = "stale-index"
+	// CommitEarly: the commit store happens before a speculative store
+	// that it publishes.
+	CommitEarly Kind = "commit-early"
+	// DoubleStore: an extra, early store of the result inside the
+	// section, so an abort after it counts twice.
+	DoubleStore Kind = "double-store"
+	// NoRearm: the abort handler jumps past the re-arm of rseq_cs, so
+	// restarts run unprotected.
+	NoRearm Kind = "no-rearm"
+	// ReadAfterCommit: a value the section gives up is read after the
+	// commit, outside the section.
+	ReadAfterCommit Kind = "read-after-commit"
+	// PlainRelease and PlainAcquire: an arm64 store-release (STLR) or
+	// load-acquire (LDAR) made plain.
+	PlainRelease Kind = "plain-release"
+	PlainAcquire Kind = "plain-acquire"
+	// SharedSlotSkipped: a reader or drainer of per-CPU data leaves out
+	// the shared slot that threads without rseq use.
+	SharedSlotSkipped Kind = "shared-slot-skipped"
+	// NoFence: a remote locker does not fence the CPU whose slot it took.
+	NoFence Kind = "no-fence"
+	// LockBitUnchecked: a lock bit in a commit word is ignored.
+	LockBitUnchecked Kind = "lock-bit-unchecked"
+	// FallbackUnlocked: a fallback operation runs without its lock, or
+	// reads what it gives up after unlocking.
+	FallbackUnlocked Kind = "fallback-unlocked"
+)
+
+// arch is the architecture the mutant is tried for.
+func (m *Mutant) arch() string {
+	if m.Arch == "" {
+		return runtime.GOARCH
+	}
+	return m.Arch
+}
+
+// guest reports whether k runs in a qemu guest for m: the killers of a
+// mutant of another architecture than this machine's, unless marked Host.
+func (k Killer) guest(m *Mutant) bool {
+	return m != nil && !k.Host && m.arch() != runtime.GOARCH
+}
+
+func (k Killer) describe(m *Mutant) string {
+	s := fmt.Sprintf("%s -run '%s' (%s", k.Pkg, k.Run, k.Timeout)
+	if k.Short {
+		s += ", -short"
+	}
+	if len(k.Env) > 0 {
+		s += ", " + strings.Join(k.Env, " ")
+	}
+	s += ")"
+	if k.guest(m) {
+		s = m.arch() + " guest: " + s
+	}
+	return s
+}
+
+// Files the catalogue edits.
+const (
+	amd64S = "ops_linux_amd64.s"
+	arm64S = "ops_linux_arm64.s"
+)
+
+// asm joins lines of a file, each written with its tabs, into a snippet
+// that ends with a newline.
+func asm(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+// The killers.
+var (
+	// tortureGo tortures testdata/goprog: forced aborts at every
+	// instruction, migrating aborts with commit stalls, post-commit
+	// stalls, exact checks of every operation, the library's own table.
+	tortureGo = Killer{Pkg: "./torture", Run: "^TestGoLibrary$", Timeout: 150 * time.Second}
+	// fallbackLocks checks, with userfaultfd, that the fallbacks touch
+	// memory only while holding their lock.
+	fallbackLocks = Killer{Pkg: ".", Run: "^TestFallbackHoldsLock$", Timeout: 60 * time.Second}
+	// fallbackModes runs the fire scenarios with GORSEQ=off.
+	fallbackModes = Killer{Pkg: ".", Run: "^TestScenariosInFallbackModes$/^GORSEQ=off$", Timeout: 150 * time.Second}
+	// ordering checks the arm64 acquire/release instructions in a cross
+	// build.
+	ordering = Killer{Pkg: ".", Run: "^TestArm64AcquireRelease$", Timeout: 120 * time.Second, Host: true}
+)
+
+// rootTest is a killer among the root package's tests.
+func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 150 * time.Second} }
+
+// percpuAll runs package percpu's tests with -short: its structures are
+// checked by many tests, in every mode (sections, fallback, mixed).
+var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Short: true}
+
+// amd64StaleSlot moves the index read of a section that returns its slot
+// (kept in R9) before the restart label.
+func amd64StaleSlot(sec string) Edit {
+	return Edit{File: amd64S,
+		Find: asm("restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tMOVL\t(R8)(DX*1), CX\t// rseq:start "+sec,
+			"\tMOVQ\tCX, R9"),
+		Replace: asm("\tMOVL\t(R8)(DX*1), R9",
+			"restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tMOVQ\tR9, CX\t// rseq:start "+sec),
+	}
+}
+
+// amd64StaleCompare moves the index read of a compare-and-commit section
+// before the restart label, into reg.
+func amd64StaleCompare(sec, reg string) Edit {
+	return Edit{File: amd64S,
+		Find: asm("restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tMOVL\t(R8)(DX*1), CX\t// rseq:start "+sec,
+			"\tCMPQ\tCX, R9"),
+		Replace: asm("\tMOVL\t(R8)(DX*1), "+reg,
+			"restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tCMPQ\t"+reg+", R9\t// rseq:start "+sec),
+	}
+}
+
+// arm64Stale moves the index read of a section before the restart label;
+// next is the instruction after it, the new start.
+func arm64Stale(sec, next string) Edit {
+	return Edit{File: arm64S,
+		Find: asm("restart:",
+			"\tMOVD\t$DESC_"+sec+", R10",
+			"\tMOVD\tR10, 8(R8)",
+			"\tMOVWU\t(R8)(R2), R4\t// rseq:start "+sec,
+			next),
+		Replace: asm("\tMOVWU\t(R8)(R2), R4",
+			"restart:",
+			"\tMOVD\t$DESC_"+sec+", R10",
+			"\tMOVD\tR10, 8(R8)",
+			next+"\t// rseq:start "+sec),
+	}
+}
+
+// amd64NoRearm and arm64NoRearm move the restart label past the arming of
+// rseq_cs: the first pass arms, restarts do not.
+func amd64NoRearm(sec string) Edit {
+	return Edit{File: amd64S,
+		Find:    asm("restart:", "\tLEAQ\tDESC_"+sec+", AX", "\tMOVQ\tAX, 8(R8)"),
+		Replace: asm("\tLEAQ\tDESC_"+sec+", AX", "\tMOVQ\tAX, 8(R8)", "restart:"),
+	}
+}
+
+func arm64NoRearm(sec string) Edit {
+	return Edit{File: arm64S,
+		Find:    asm("restart:", "\tMOVD\t$DESC_"+sec+", R10", "\tMOVD\tR10, 8(R8)"),
+		Replace: asm("\tMOVD\t$DESC_"+sec+", R10", "\tMOVD\tR10, 8(R8)", "restart:"),
+	}
+}
+
+// doubled stores line (a commit store) twice: the first inside the
+// section, right before the commit.
+func doubled(file, line string) Edit {
+	return Edit{File: file, Find: line + "\n", Replace: strings.SplitN(line, "\t// rseq:commit", 2)[0] + "\n" + line + "\n"}
+}
+
+// stale is the stale-index mutant of sec.
+func stale(arch, sec string, e Edit, ci bool) Mutant {
+	return Mutant{Name: arch + "/" + sec + "/index-before-restart", Kind: StaleIndex, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+}
+
+// noRearm is the no-re-arm mutant of sec.
+func noRearm(arch, sec string, e Edit, ci bool) Mutant {
+	return Mutant{Name: arch + "/" + sec + "/abort-skips-rearm", Kind: NoRearm, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+}
+
+// catalogue is every mutant.
+var catalogue = []Mutant{
+	// The index read before the restart label, every section. Killed by
+	// torture's migrating aborts and commit stalls.
+	stale("amd64", "add", amd64StaleSlot("add"), true),
+	stale("amd64", "addIndirect", amd64StaleSlot("addIndirect"), false),
+	stale("amd64", "pop", amd64StaleSlot("pop"), false),
+	stale("amd64", "cmpStore", amd64StaleCompare("cmpStore", "R10"), false),
+	stale("amd64", "cmp2Store", amd64StaleCompare("cmp2Store", "R12"), false),
+	stale("amd64", "storeCommit", amd64StaleCompare("storeCommit", "R12"), false),
+	stale("amd64", "copyCommit", amd64StaleCompare("copyCommit", "R15"), false),
+	stale("amd64", "takeHandle", amd64StaleSlot("takeHandle"), false),
+	stale("amd64", "claimHandle", amd64StaleSlot("claimHandle"), false),
+	stale("amd64", "putHandle", amd64StaleSlot("putHandle"), false),
+	stale("arm64", "add", arm64Stale("add", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "addIndirect", arm64Stale("addIndirect", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "pop", arm64Stale("pop", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "cmpStore", arm64Stale("cmpStore", "\tCMP\tR1, R4"), false),
+	stale("arm64", "cmp2Store", arm64Stale("cmp2Store", "\tCMP\tR1, R4"), false),
+	stale("arm64", "storeCommit", arm64Stale("storeCommit", "\tCMP\tR1, R4"), false),
+	stale("arm64", "copyCommit", arm64Stale("copyCommit", "\tCMP\tR1, R4"), false),
+	stale("arm64", "takeHandle", arm64Stale("takeHandle", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "claimHandle", arm64Stale("claimHandle", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "putHandle", arm64Stale("putHandle", "\tMUL\tR1, R4, R5"), false),
+
+	// A value read after the commit: the table entry TakeHandle returns,
+	// the handle ClaimHandle returns. Killed by torture's post-commit
+	// stalls.
+	{
+		Name: "amd64/takeHandle/table-read-after-commit", Kind: ReadAfterCommit, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: amd64S,
+			Find: asm("\tMOVQ\t(R11)(R13*8), AX",
+				"\tMOVL\tR13, 4(CX)(R12*4)",
+				"\tMOVQ\t$0x100000001, R12",
+				"\tSUBQ\tR12, R10",
+				"\tMOVQ\tR10, (CX)\t// rseq:commit takeHandle"),
+			Replace: asm("\tMOVL\tR13, 4(CX)(R12*4)",
+				"\tMOVQ\t$0x100000001, R12",
+				"\tSUBQ\tR12, R10",
+				"\tMOVQ\tR10, (CX)\t// rseq:commit takeHandle",
+				"\tMOVQ\t(R11)(R13*8), AX"),
+		}},
+		Kill: []Killer{tortureGo},
+	},
+	{
+		Name: "amd64/claimHandle/handle-read-after-commit", Kind: ReadAfterCommit, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find: asm("\tMOVL\t8(CX)(R12*4), BX",
+				"\tADDQ\tR13, R10",
+				"\tMOVQ\tR10, (CX)\t// rseq:commit claimHandle"),
+			Replace: asm("\tADDQ\tR13, R10",
+				"\tMOVQ\tR10, (CX)\t// rseq:commit claimHandle",
+				"\tMOVL\t8(CX)(R12*4), BX"),
+		}},
+		Kill: []Killer{tortureGo},
+	},
+	{
+		Name: "arm64/takeHandle/table-read-after-commit", Kind: ReadAfterCommit, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find: asm("\tMOVD\t(R3)(R14<<3), R15",
+				"\tMOVW\tR14, (R13)(R12<<2)",
+				"\tSUB\tR7, R6, R6",
+				"\tMOVD\tR6, (R5)\t// rseq:commit takeHandle"),
+			Replace: asm("\tMOVW\tR14, (R13)(R12<<2)",
+				"\tSUB\tR7, R6, R6",
+				"\tMOVD\tR6, (R5)\t// rseq:commit takeHandle",
+				"\tMOVD\t(R3)(R14<<3), R15"),
+		}},
+		Kill: []Killer{tortureGo},
+	},
+	{
+		Name: "arm64/claimHandle/handle-read-after-commit", Kind: ReadAfterCommit, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find: asm("\tMOVWU\t(R12)(R11<<2), R13",
+				"\tADD\tR7, R6, R6",
+				"\tMOVD\tR6, (R5)\t// rseq:commit claimHandle"),
+			Replace: asm("\tADD\tR7, R6, R6",
+				"\tMOVD\tR6, (R5)\t// rseq:commit claimHandle",
+				"\tMOVWU\t(R12)(R11<<2), R13"),
+		}},
+		Kill: []Killer{tortureGo},
+	},
+
+	// The commit store before a speculative store it publishes. Killed by
+	// the forced abort between the two, and goprog's entry checks.
+	{
+		Name: "amd64/storeCommit/commit-before-store", Kind: CommitEarly, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tMOVQ\tR11, (R10)", "\tMOVQ\tBX, (DI)\t// rseq:commit storeCommit"),
+			Replace: asm("\tMOVQ\tBX, (DI)", "\tMOVQ\tR11, (R10)\t// rseq:commit storeCommit"),
+		}},
+		Kill: []Killer{tortureGo, rootTest("^TestParamBuffer$")},
+	},
+	{
+		Name: "amd64/copyCommit/commit-before-copy", Kind: CommitEarly, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tJNE\tcmpfail", "\tMOVQ\tR12, CX", "\tXORQ\tR13, R13"),
+			Replace: asm("\tJNE\tcmpfail", "\tMOVQ\tBX, (DI)", "\tMOVQ\tR12, CX", "\tXORQ\tR13, R13"),
+		}},
+		Kill: []Killer{tortureGo, rootTest("^TestParamMemcpy$")},
+	},
+	{
+		Name: "amd64/takeHandle/commit-before-hole-store", Kind: CommitEarly, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find: asm("\tMOVL\tR13, 4(CX)(R12*4)",
+				"\tMOVQ\t$0x100000001, R12",
+				"\tSUBQ\tR12, R10",
+				"\tMOVQ\tR10, (CX)\t// rseq:commit takeHandle"),
+			Replace: asm("\tMOVQ\t$0x100000001, BX",
+				"\tSUBQ\tBX, R10",
+				"\tMOVQ\tR10, (CX)",
+				"\tMOVL\tR13, 4(CX)(R12*4)\t// rseq:commit takeHandle"),
+		}},
+		Kill: []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")},
+	},
+	{
+		Name: "amd64/putHandle/commit-before-handle-store", Kind: CommitEarly, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tMOVL\tR11, 8(CX)(BX*4)", "\tINCQ\tR10", "\tMOVQ\tR10, (CX)\t// rseq:commit putHandle"),
+			Replace: asm("\tINCQ\tR10", "\tMOVQ\tR10, (CX)", "\tMOVL\tR11, 8(CX)(BX*4)\t// rseq:commit putHandle"),
+		}},
+		Kill: []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")},
+	},
+	{
+		Name: "arm64/storeCommit/commit-before-store", Kind: CommitEarly, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find:    asm("\tMOVD\tR12, (R11)", "\tSTLR\tR6, (R0)\t// rseq:commit storeCommit"),
+			Replace: asm("\tSTLR\tR6, (R0)", "\tMOVD\tR12, (R11)\t// rseq:commit storeCommit"),
+		}},
+		Kill: []Killer{tortureGo},
+	},
+
+	// A store doubled: an early copy of the commit store inside the
+	// section. Killed by the forced abort between the two.
+	{Name: "amd64/add/double-store", Kind: DoubleStore, Arch: "amd64", CI: true,
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR10, (DI)(CX*1)\t// rseq:commit add")},
+		Kill:  []Killer{tortureGo, rootTest("^TestParamIncrement$")}},
+	{Name: "amd64/addIndirect/double-store", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR12, (R10)(R11*1)\t// rseq:commit addIndirect")},
+		Kill:  []Killer{tortureGo, rootTest("^TestAddIndirect$")}},
+	{Name: "amd64/pop/double-store", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR13, (CX)\t// rseq:commit pop")},
+		Kill:  []Killer{tortureGo, rootTest("^TestParamList$")}},
+	{Name: "amd64/cmpStore/double-store", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tBX, (DI)\t// rseq:commit cmpStore")},
+		Kill:  []Killer{tortureGo, rootTest("^TestParamSpinlock$")}},
+	{Name: "amd64/claimHandle/double-store", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR10, (CX)\t// rseq:commit claimHandle")},
+		Kill:  []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")}},
+	{Name: "amd64/putHandle/double-store", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR10, (CX)\t// rseq:commit putHandle")},
+		Kill:  []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")}},
+	{Name: "arm64/add/double-store", Kind: DoubleStore, Arch: "arm64",
+		Edits: []Edit{doubled(arm64S, "\tMOVD\tR6, (R0)(R5)\t// rseq:commit add")},
+		Kill:  []Killer{tortureGo}},
+	{Name: "arm64/pop/double-store", Kind: DoubleStore, Arch: "arm64",
+		Edits: []Edit{doubled(arm64S, "\tMOVD\tR12, (R5)\t// rseq:commit pop")},
+		Kill:  []Killer{tortureGo}},
+
+	// The abort handler jumping past the re-arm of rseq_cs. Killed by
+	// torture: the restarted pass reaches armed points with rseq_cs
+	// clear.
+	noRearm("amd64", "add", amd64NoRearm("add"), true),
+	noRearm("amd64", "cmpStore", amd64NoRearm("cmpStore"), false),
+	noRearm("amd64", "copyCommit", amd64NoRearm("copyCommit"), false),
+	noRearm("amd64", "takeHandle", amd64NoRearm("takeHandle"), false),
+	noRearm("arm64", "add", arm64NoRearm("add"), false),
+	noRearm("arm64", "putHandle", arm64NoRearm("putHandle"), false),
+
+	// arm64 ordering: a release store or an acquire load made plain.
+	// TCG on an x86 host cannot show the reordering; the documented
+	// instructions are checked in the arm64 build.
+	{Name: "arm64/storeCommit/plain-commit", Kind: PlainRelease, Arch: "arm64",
+		Edits: []Edit{{File: arm64S, Find: "\tSTLR\tR6, (R0)\t// rseq:commit storeCommit\n", Replace: "\tMOVD\tR6, (R0)\t// rseq:commit storeCommit\n"}},
+		Kill:  []Killer{ordering}},
+	{Name: "arm64/copyCommit/plain-commit", Kind: PlainRelease, Arch: "arm64",
+		Edits: []Edit{{File: arm64S, Find: "\tSTLR\tR6, (R0)\t// rseq:commit copyCommit\n", Replace: "\tMOVD\tR6, (R0)\t// rseq:commit copyCommit\n"}},
+		Kill:  []Killer{ordering}},
+	{Name: "arm64/cmpStore/plain-load", Kind: PlainAcquire, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find:    asm("\tLDAR\t(R0), R5", "\tCMP\tR3, R5", "\tBNE\tcmpfail", "\tMOVD\tR6, (R0)\t// rseq:commit cmpStore"),
+			Replace: asm("\tMOVD\t(R0), R5", "\tCMP\tR3, R5", "\tBNE\tcmpfail", "\tMOVD\tR6, (R0)\t// rseq:commit cmpStore")}},
+		Kill: []Killer{ordering}},
+	{Name: "arm64/cmp2Store/plain-load", Kind: PlainAcquire, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find:    asm("\tLDAR\t(R0), R5", "\tCMP\tR3, R5", "\tBNE\tcmpfail", "\tMOVD\t(R11), R5"),
+			Replace: asm("\tMOVD\t(R0), R5", "\tCMP\tR3, R5", "\tBNE\tcmpfail", "\tMOVD\t(R11), R5")}},
+		Kill: []Killer{ordering}},
+
+	// percpu's readers and drainers.
+	{Name: "go/percpu/Counter.Load/shared-slot-skipped", Kind: SharedSlotSkipped, CI: true,
+		Edits: []Edit{{File: "percpu/counter.go",
+			Find:    "\tfor i := 0; i < rseq.Slots(); i++ {\n\t\tt += atomic.LoadInt64(",
+			Replace: "\tfor i := 0; i < rseq.Slots()-1; i++ {\n\t\tt += atomic.LoadInt64("}},
+		Kill: []Killer{percpuAll}},
+	{Name: "go/percpu/Float64Counter.sum/shared-slot-skipped", Kind: SharedSlotSkipped,
+		Edits: []Edit{{File: "percpu/counter_variants.go",
+			Find:    "\tfor i := 0; i < rseq.Slots(); i++ {\n\t\tt += math.Float64frombits(",
+			Replace: "\tfor i := 0; i < rseq.Slots()-1; i++ {\n\t\tt += math.Float64frombits("}},
+		Kill: []Killer{percpuAll}},
+	{Name: "go/percpu/Pool.Len/shared-slot-skipped", Kind: SharedSlotSkipped,
+		Edits: []Edit{{File: "percpu/pool.go",
+			Find:    "\tfor s := 0; s < rseq.Slots(); s++ {\n\t\tf, _ := p.header(s)",
+			Replace: "\tfor s := 0; s < rseq.Slots()-1; s++ {\n\t\tf, _ := p.header(s)"}},
+		Kill: []Killer{percpuAll}},
+	{Name: "go/percpu/Buffer.Drain/shared-slot-skipped", Kind: SharedSlotSkipped,
+		Edits: []Edit{{File: "percpu/buffer.go",
+			Find:    "\tfor slot := 0; slot < rseq.Slots(); slot++ {\n\t\tc := b.count(slot)\n\t\tif atomic.LoadUintptr(c) == 0 {",
+			Replace: "\tfor slot := 0; slot < rseq.Slots()-1; slot++ {\n\t\tc := b.count(slot)\n\t\tif atomic.LoadUintptr(c) == 0 {"}},
+		Kill: []Killer{percpuAll}},
+	{Name: "go/percpu/lockRemote/no-fence", Kind: NoFence,
+		Edits: []Edit{{File: "percpu/doc.go",
+			Find:    "\t\t\tif err := fenceCPU(slot); err != nil {\n",
+			Replace: "\t\t\tif err := error(nil); err != nil {\n"}},
+		Kill: []Killer{percpuAll}},
+	{Name: "go/percpu/unlockedWord/lock-bit-ignored", Kind: LockBitUnchecked,
+		Edits: []Edit{{File: "percpu/buffer.go",
+			Find:    "func unlockedWord(w uintptr) bool  { return w&lockBit == 0 }",
+			Replace: "func unlockedWord(w uintptr) bool  { return true }"}},
+		Kill: []Killer{percpuAll}},
+
+	// The fallbacks: a lock not taken, a value read after unlocking.
+	{Name: "go/rseq/commitUnderLock/no-lock", Kind: FallbackUnlocked,
+		Edits: []Edit{{File: "ops_fallback.go",
+			Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(v)))\n\tmu.Lock()\n\tdefer mu.Unlock()\n\tif atomic.LoadUintptr(v) != expect",
+			Replace: "\tif atomic.LoadUintptr(v) != expect"}},
+		Kill: []Killer{fallbackLocks, fallbackModes}},
+	{Name: "go/rseq/popFallback/no-lock", Kind: FallbackUnlocked,
+		Edits: []Edit{
+			{File: "ops_fallback.go",
+				Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(v)))\n\tmu.Lock()\n\thead = atomic.LoadUintptr(v)",
+				Replace: "\thead = atomic.LoadUintptr(v)"},
+			{File: "ops_fallback.go",
+				Find:    "\t\tok = true\n\t}\n\tmu.Unlock()\n",
+				Replace: "\t\tok = true\n\t}\n"},
+		},
+		Kill: []Killer{fallbackLocks, fallbackModes}},
+	{Name: "go/rseq/addIndirectFallback/pointer-read-unlocked", Kind: FallbackUnlocked,
+		Edits: []Edit{{File: "ops_fallback.go",
+			Find:    "\tmu := fallbackLock(uintptr(p))\n\tmu.Lock()\n\ttarget := unsafe.Add(addrToPointer(atomic.LoadUintptr((*uintptr)(p))), off)\n",
+			Replace: "\ttarget := unsafe.Add(addrToPointer(atomic.LoadUintptr((*uintptr)(p))), off)\n\tmu := fallbackLock(uintptr(p))\n\tmu.Lock()\n"}},
+		Kill: []Killer{fallbackLocks}},
+	{Name: "go/rseq/takeHandleFallback/table-read-after-unlock", Kind: FallbackUnlocked, CI: true,
+		Edits: []Edit{{File: "handles.go",
+			Find: "\tv = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))\n" +
+				"\tatomic.StoreUint32(handleAt(hs, e-1), h)\n" +
+				"\tatomic.StoreUint64(hdr, (f-1)|(e-1)<<32)\n",
+			Replace: "\tatomic.StoreUint32(handleAt(hs, e-1), h)\n" +
+				"\tatomic.StoreUint64(hdr, (f-1)|(e-1)<<32)\n" +
+				"\tmu.Unlock()\n" +
+				"\tv = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))\n" +
+				"\tmu.Lock()\n"}},
+		Kill: []Killer{fallbackLocks}},
+}
