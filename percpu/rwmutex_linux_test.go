@@ -4,10 +4,13 @@ package percpu
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorseq/rseq"
 	"golang.org/x/sys/unix"
@@ -107,4 +110,115 @@ func TestRWMutexFenceFails(t *testing.T) {
 		t.Errorf("readers' sum %d with the write lock held", n)
 	}
 	m.Unlock()
+}
+
+// pinThread pins the calling (locked) thread to cpu and returns the undo.
+func pinThread(t *testing.T, cpu int) func() {
+	t.Helper()
+	var orig, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	one.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	return func() { unix.SchedSetaffinity(0, &orig) }
+}
+
+// TestRWMutexWriterSliceGranted: a writer that holds the lock for about a
+// microsecond at a time, on a CPU it shares with a busy thread, is granted
+// time-slice extensions while it holds it (the kernel wanted to switch to
+// the busy thread), and Unlock gives the CPU back (rseq_slice_yield), as
+// rseq.SliceStats counts. It needs a kernel with the extension (the CI
+// guest amd64/7.3-slice, where GORSEQ_EXPECT_SLICE_EXTENSION=true makes a
+// skip a failure).
+func TestRWMutexWriterSliceGranted(t *testing.T) {
+	if ok, err := rseq.SliceAvailable(); !ok {
+		if os.Getenv("GORSEQ_EXPECT_SLICE_EXTENSION") == "true" {
+			t.Fatalf("GORSEQ_EXPECT_SLICE_EXTENSION=true, but SliceAvailable() = false, %v", err)
+		}
+		t.Skipf("no time-slice extension here (%v)", err)
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	cpu := -1
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpu = c
+		}
+	}
+	// About 1 µs of work under the write lock: well inside the grant
+	// (5 µs by default).
+	const calib = 1 << 16
+	acc := 0
+	start := time.Now()
+	work(calib, &acc)
+	n := int(float64(calib) * float64(time.Microsecond) / float64(time.Since(start)))
+	if n < 1 {
+		n = 1
+	}
+
+	limit := 10 * time.Second
+	if testing.Short() && os.Getenv("GORSEQ_QEMU") == "" {
+		limit = 3 * time.Second
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the busy thread, on the same CPU
+		defer wg.Done()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer pinThread(t, cpu)()
+		x := 0
+		for !stop.Load() {
+			work(100, &x)
+		}
+	}()
+	var m RWMutex
+	var d guarded
+	before := rseq.SliceStats()
+	locks, requested := 0, 0
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer pinThread(t, cpu)()
+		deadline := time.Now().Add(limit)
+		for {
+			if locks%256 == 0 {
+				if time.Now().After(deadline) || rseq.SliceStats().Granted-before.Granted >= 20 {
+					break
+				}
+			}
+			locks++
+			m.Lock()
+			if m.st.Load().slice.Requested() {
+				requested++
+			}
+			d.a++
+			work(n, &acc)
+			d.b++
+			m.Unlock()
+		}
+	}()
+	stop.Store(true)
+	wg.Wait()
+	after := rseq.SliceStats()
+	granted, yielded := after.Granted-before.Granted, after.Yielded-before.Yielded
+	t.Logf("CPU %d: %d write locks of ~1 µs (%d with the extension requested): %d granted, %d yielded within the grant", cpu, locks, requested, granted, yielded)
+	if requested != locks {
+		t.Errorf("%d of %d write locks requested an extension", requested, locks)
+	}
+	if d.a != d.b || d.a != int64(locks) {
+		t.Errorf("guarded %+v after %d write locks", d, locks)
+	}
+	if granted == 0 {
+		t.Fatalf("no extension was granted to a writer in %d write locks within %v, with a busy thread on its CPU", locks, limit)
+	}
+	if yielded == 0 {
+		t.Errorf("Unlock yielded within none of the %d grants", granted)
+	}
 }
