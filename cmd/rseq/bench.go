@@ -23,7 +23,7 @@ import (
 func init() {
 	register(command{
 		name:    "bench",
-		summary: "compare per-CPU counters, pools and values with their Go peers",
+		summary: "compare per-CPU counters, pools, values and RWMutex with their Go peers",
 		run:     benchMain,
 	})
 }
@@ -37,6 +37,10 @@ implementation and how many times slower it is than the rseq one. The go
 command must be installed. The bench directory is found from the current
 directory upwards (a go.mod of module github.com/gorseq/rseq with a bench/
 directory next to it), or given with --dir.
+
+RWMutex is compared with sync.RWMutex and a sync.RWMutex per P (the sharded
+lock Go programs build today), read-only and with 1% writes, in one goroutine
+("single") and in GOMAXPROCS goroutines ("parallel").
 
 Counter's "asmcall" row is not a counter: it calls an empty assembly function
 with Counter.Add's arguments in the same loop, the least that any Go call into
