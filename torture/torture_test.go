@@ -239,7 +239,7 @@ func TestGoLibrary(t *testing.T) {
 	if os.Getenv("GORSEQ_QEMU") != "" {
 		// Emulated CPUs: the other threads need longer to get anything
 		// done while one is held.
-		cfg.Args[3] = "500ms"
+		cfg.Args[3] = "1s"
 		cfg.StallTime = 15 * time.Millisecond
 	}
 	r, err := Run(cfg)

@@ -143,6 +143,14 @@ var (
 	ordering = Killer{Pkg: ".", Run: "^TestArm64AcquireRelease$", Timeout: 120 * time.Second, Host: true}
 )
 
+// sectionShape checks, in the assembly source of both architectures,
+// that every section reads its index first, right after arming rseq_cs,
+// and that its abort handler jumps back before the arming: the one killer
+// of a stale index where the update is a single read-modify-write
+// instruction (AddCPU on amd64), which no sum can catch. Host only: it
+// reads the source.
+var sectionShape = Killer{Pkg: ".", Run: "^TestSectionsReadTheirIndexInside$", Timeout: 60 * time.Second, Host: true}
+
 // rootTest is a killer among the root package's tests.
 func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 150 * time.Second} }
 
@@ -261,12 +269,12 @@ func doubled(file, line string) Edit {
 
 // stale is the stale-index mutant of sec.
 func stale(arch, sec string, e Edit, ci bool) Mutant {
-	return Mutant{Name: arch + "/" + sec + "/index-before-restart", Kind: StaleIndex, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+	return Mutant{Name: arch + "/" + sec + "/index-before-restart", Kind: StaleIndex, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo, sectionShape}, CI: ci}
 }
 
 // noRearm is the no-re-arm mutant of sec.
 func noRearm(arch, sec string, e Edit, ci bool) Mutant {
-	return Mutant{Name: arch + "/" + sec + "/abort-skips-rearm", Kind: NoRearm, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+	return Mutant{Name: arch + "/" + sec + "/abort-skips-rearm", Kind: NoRearm, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo, sectionShape}, CI: ci}
 }
 
 // catalogue is every mutant.
