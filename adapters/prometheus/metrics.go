@@ -21,16 +21,18 @@ type sum struct {
 
 func newSum() sum { return sum{ints: percpu.NewCounter()} }
 
-// add adds v.
+// add adds v: inlined up to the section for integers (those of magnitude
+// below 2^63 convert exactly; NaN and the infinities fail the comparison).
 func (s *sum) add(v float64) {
-	// Integers of magnitude below 2^63 convert exactly; NaN and the
-	// infinities fail the comparison.
-	if i := int64(v); float64(i) == v && v < 0x1p63 && v >= -0x1p63 {
+	if i := int64(v); float64(i) == v && v < 0x1p63 {
 		s.ints.Add(i)
 		return
 	}
-	s.floatPart().Add(v)
+	s.addFloat(v)
 }
+
+// addFloat adds a v that is not an integer to the float part.
+func (s *sum) addFloat(v float64) { s.floatPart().Add(v) }
 
 // floatPart returns the float part, making it on first use.
 func (s *sum) floatPart() *percpu.Float64Counter {
@@ -92,10 +94,14 @@ func (c *Counter) Inc() { c.ints.Add(1) }
 // any other a compare-and-store section on the float part.
 func (c *Counter) Add(v float64) {
 	if v < 0 {
-		panic(errors.New("counter cannot decrease in value"))
+		negativeAdd()
 	}
 	c.add(v)
 }
+
+// negativeAdd panics as client_golang's counter does for a negative Add
+// (apart, so that Add stays inlinable).
+func negativeAdd() { panic(errors.New("counter cannot decrease in value")) }
 
 // Value returns the counter's value: the sum of its shards (not a
 // snapshot: adds running meanwhile may or may not be included).
