@@ -158,7 +158,11 @@ func (h *Histogram) shardWord(slot, i int) *uintptr {
 func (h *Histogram) Observe(v float64) {
 	h.check()
 	i := h.bucket(v)
-	slot := h.lock()
+	// The uncontended case in line; lock retries and handles locked mode.
+	slot := rseq.ByCPU.Slot()
+	if !h.fenced || rseq.CompareAndStore(rseq.ByCPU, slot, h.shardWord(slot, histLock), unlocked, lockedHere) != rseq.Committed {
+		slot = h.lock()
+	}
 	shard := unsafe.Add(h.base, uintptr(slot)*h.stride)
 	b := (*uint64)(unsafe.Add(shard, (histBuckets+i)*8))
 	*b++
