@@ -3,10 +3,8 @@ package percpu
 import (
 	"errors"
 	"math"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -363,11 +361,15 @@ func BenchmarkHistogramObserveParallel(b *testing.B) {
 }
 
 // BenchmarkHistogramSnapshot: a snapshot of a 16-bucket histogram with
-// observations on every CPU the benchmark could reach (reported as
-// "shards").
+// observations on every CPU the process may use (reported as "shards"):
+// one fence per CPU.
 func BenchmarkHistogramSnapshot(b *testing.B) {
 	h, _ := NewHistogram(linear(15))
-	fillShards(h)
+	onEveryCPU(func() {
+		for i := 0; i < 100; i++ {
+			h.Observe(float64(i % 17))
+		}
+	})
 	var s HistogramSnapshot
 	for b.Loop() {
 		if err := h.SnapshotInto(&s); err != nil {
@@ -375,25 +377,6 @@ func BenchmarkHistogramSnapshot(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(usedShards(h)), "shards")
-}
-
-// fillShards observes from goroutines on every P until each P's CPU has
-// had some, as far as the scheduler allows.
-func fillShards(h *Histogram) {
-	var wg sync.WaitGroup
-	for g := 0; g < 4*runtime.GOMAXPROCS(0); g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000; i++ {
-				h.Observe(float64(i % 17))
-				if i%100 == 0 {
-					runtime.Gosched()
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func usedShards(h *Histogram) int {
