@@ -31,7 +31,7 @@ require (
 
 require (
 	github.com/puzpuzpuz/xsync/v3 v3.5.1
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.49.0
 )
 
 replace github.com/gorseq/rseq => ../
