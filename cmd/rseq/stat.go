@@ -336,20 +336,20 @@ func (a *statAgg) snapshot() statSnapshot {
 // JSON and table report. Totals count from the moment stat attached; the
 // rates are over the last interval (the whole window with --duration).
 type statReport struct {
-	PID             int          `json:"pid,omitempty"` // 0: every process
-	Seconds         float64      `json:"seconds"`       // since stat attached
-	IntervalSeconds float64      `json:"interval_seconds"`
-	Aborts          uint64       `json:"aborts"`
-	AbortsPerSec    float64      `json:"aborts_per_sec"`
-	Updates         *uint64      `json:"updates,omitempty"` // with --updates
-	UpdatesPerSec   *float64     `json:"updates_per_sec,omitempty"`
-	LostAborts      uint64       `json:"lost_aborts"`            // records the kernel dropped
-	LostUpdates     uint64       `json:"lost_updates,omitempty"` // with --updates
-	Processes       []statProc   `json:"processes"`
-	Final           bool         `json:"final"`
-	Exited          bool         `json:"exited,omitempty"`      // the --pid process exited
-	Interrupted     bool         `json:"interrupted,omitempty"` // SIGINT or SIGTERM
-	procIndex       map[int]int  // pid -> index in Processes
+	PID             int         `json:"pid,omitempty"` // 0: every process
+	Seconds         float64     `json:"seconds"`       // since stat attached
+	IntervalSeconds float64     `json:"interval_seconds"`
+	Aborts          uint64      `json:"aborts"`
+	AbortsPerSec    float64     `json:"aborts_per_sec"`
+	Updates         *uint64     `json:"updates,omitempty"` // with --updates
+	UpdatesPerSec   *float64    `json:"updates_per_sec,omitempty"`
+	LostAborts      uint64      `json:"lost_aborts"`            // records the kernel dropped
+	LostUpdates     uint64      `json:"lost_updates,omitempty"` // with --updates
+	Processes       []statProc  `json:"processes"`
+	Final           bool        `json:"final"`
+	Exited          bool        `json:"exited,omitempty"`      // the --pid process exited
+	Interrupted     bool        `json:"interrupted,omitempty"` // SIGINT or SIGTERM
+	procIndex       map[int]int // pid -> index in Processes
 }
 
 type statProc struct {
