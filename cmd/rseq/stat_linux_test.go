@@ -257,7 +257,7 @@ func TestStatGo(t *testing.T) {
 	if sum(own) == 0 {
 		t.Fatalf("the program saw no aborts; nothing was checked")
 	}
-	compareStat(t, rep, p.pid, own, map[string]string{"rseq.addSection": "add", "rseq.AddCPU": "addCPU"}, bin)
+	compareStat(t, rep, p.pid, own, map[string]string{"rseq.addSection": "add", "rseq.AddCPU": "addCPU", "rseq.copyCommitSection": "copyCommit"}, bin)
 	if rep.Updates == nil || *rep.Updates == 0 {
 		t.Errorf("--updates: no rseq_update counted: %+v", rep)
 	}

@@ -13,8 +13,10 @@
 //   after short=N long=N         (at its end, after every worker stopped)
 //   done SUM                     (then it waits for stdin to close)
 //
-// sec_short adds 1 to the calling CPU's counter in 5 instructions; sec_long
-// adds 16 in 20. The threads use the area glibc registered (thread pointer +
+// sec_short adds 1 to the calling CPU's counter in 5 straight-line
+// instructions; sec_long adds 16 in a loop of 16 iterations (a loop gives
+// qemu's TCG, which takes interrupts only between translation blocks, a
+// place to interrupt the section on every iteration). The threads use the area glibc registered (thread pointer +
 // __rseq_offset). Exit status 0, 1 when the per-CPU sums are wrong, 2 on a
 // setup error. Build: gcc -O2 -pthread [-static] -o abortsc abortsc.c
 #define _GNU_SOURCE
@@ -107,8 +109,6 @@ __attribute__((noinline)) static void sec_short(struct area *rs, uint64_t *ab)
 		: "rax", "rdx", "memory", "cc");
 }
 
-#define ADD1 "addq $1, %%rdx\n\t"
-#define ADD4 ADD1 ADD1 ADD1 ADD1
 __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 {
 	__asm__ __volatile__(
@@ -128,7 +128,11 @@ __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 		"movl 4(%[rs]), %%eax\n\t"
 		"shlq $6, %%rax\n\t"
 		"movq (%[c],%%rax), %%rdx\n\t"
-		ADD4 ADD4 ADD4 ADD4
+		"movl $16, %%ecx\n\t"
+		"5:\n\t"
+		"addq $1, %%rdx\n\t"
+		"decl %%ecx\n\t"
+		"jnz 5b\n\t"
 		"movq %%rdx, (%[c],%%rax)\n\t"
 		"2:\n\t"
 		".pushsection __rseq_failure, \"ax\"\n\t"
@@ -139,7 +143,7 @@ __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 		".popsection\n\t"
 		:
 		: [rs] "r"(rs), [c] "r"(counts), [ab] "r"(ab)
-		: "rax", "rdx", "memory", "cc");
+		: "rax", "rcx", "rdx", "memory", "cc");
 }
 #else /* __aarch64__ */
 __attribute__((noinline)) static void sec_short(struct area *rs, uint64_t *ab)
@@ -178,8 +182,6 @@ __attribute__((noinline)) static void sec_short(struct area *rs, uint64_t *ab)
 		: "x9", "x10", "x11", "x12", "x13", "memory", "cc");
 }
 
-#define ADD1 "add x12, x12, #1\n\t"
-#define ADD4 ADD1 ADD1 ADD1 ADD1
 __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 {
 	__asm__ __volatile__(
@@ -200,7 +202,11 @@ __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 		"ldr w10, [%[rs], #4]\n\t"
 		"add x11, %[c], x10, lsl #6\n\t"
 		"ldr x12, [x11]\n\t"
-		ADD4 ADD4 ADD4 ADD4
+		"mov x14, #16\n\t"
+		"5:\n\t"
+		"add x12, x12, #1\n\t"
+		"subs x14, x14, #1\n\t"
+		"b.ne 5b\n\t"
 		"str x12, [x11]\n\t"
 		"2:\n\t"
 		".pushsection __rseq_failure, \"ax\"\n\t"
@@ -213,7 +219,7 @@ __attribute__((noinline)) static void sec_long(struct area *rs, uint64_t *ab)
 		".popsection\n\t"
 		:
 		: [rs] "r"(rs), [c] "r"(counts), [ab] "r"(ab)
-		: "x9", "x10", "x11", "x12", "x13", "memory", "cc");
+		: "x9", "x10", "x11", "x12", "x13", "x14", "memory", "cc");
 }
 #endif
 

@@ -1,8 +1,13 @@
-// Command abortsgo runs two of the library's restartable sections (rseq.Add
-// and percpu.Counter.Add, the sections "add" and "addCPU") on several
-// threads while it forces aborts, and prints the library's own abort
-// counters (rseq.Stats) before and after: the tests of `rseq stat` compare
-// them with what stat saw.
+// Command abortsgo runs three of the library's restartable sections
+// (rseq.Add, rseq.CopyThenCommit and percpu.Counter.Add: the sections "add",
+// "copyCommit" and "addCPU") on several threads while it forces aborts, and
+// prints the library's own abort counters (rseq.Stats) before and after:
+// the tests of `rseq stat` compare them with what stat saw.
+//
+// copyCommit copies 512 bytes in a loop inside its section: under qemu's
+// TCG, which takes interrupts only between translation blocks, a
+// straight-line section is almost never interrupted, and a loop gives it a
+// block boundary on every iteration.
 //
 // Usage: abortsgo [THREADS [DURATION]] (2 threads, 300ms).
 //
@@ -10,8 +15,8 @@
 // section runs:
 //
 //	ready PID                        (then it waits for a line on stdin)
-//	before add=N addCPU=N            (rseq.Stats at the start of the window)
-//	after add=N addCPU=N             (at its end, after every worker stopped)
+//	before add=N addCPU=N copyCommit=N  (rseq.Stats at the start of the window)
+//	after add=N addCPU=N copyCommit=N   (at its end, after every worker stopped)
 //	done SUM                         (then it waits for stdin to close)
 //
 // Aborts are forced three ways while the window lasts: the workers are
@@ -37,17 +42,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func counts() (add, addCPU uint64) {
+func counts() string {
+	var add, addCPU, copyCommit uint64
 	for _, s := range rseq.Stats() {
 		switch s.Name {
 		case "add":
 			add = s.Aborts
 		case "addCPU":
 			addCPU = s.Aborts
+		case "copyCommit":
+			copyCommit = s.Aborts
 		}
 	}
-	return
+	return fmt.Sprintf("add=%d addCPU=%d copyCommit=%d", add, addCPU, copyCommit)
 }
+
+const copyLen = 512
 
 func main() {
 	threads, window := 2, 300*time.Millisecond
@@ -79,14 +89,19 @@ func main() {
 	mem := make([]byte, slots*stride+stride)
 	base := unsafe.Pointer(&mem[0])
 	counter := percpu.NewCounter()
+	// Per slot: a version word (v) that copyCommit commits, and a buffer
+	// it copies into.
+	versions := make([]uintptr, slots*8)
+	bufs := make([]byte, slots*copyLen)
+	src := make([]byte, copyLen)
+	var commits atomic.Int64
 
 	in := bufio.NewScanner(os.Stdin)
 	fmt.Printf("ready %d\n", os.Getpid())
 	if !in.Scan() {
 		os.Exit(2)
 	}
-	add0, cpu0 := counts()
-	fmt.Printf("before add=%d addCPU=%d\n", add0, cpu0)
+	fmt.Printf("before %s\n", counts())
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -99,15 +114,21 @@ func main() {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			tids <- unix.Gettid()
-			var n int64
+			var n, c int64
 			for !stop.Load() {
-				for range 256 {
-					rseq.Add(base, stride, rseq.ByCPU, 1)
+				for range 64 {
+					slot := rseq.Add(base, stride, rseq.ByCPU, 1)
 					counter.Add(1)
+					v := &versions[slot*8]
+					old := atomic.LoadUintptr(v)
+					if rseq.CopyThenCommit(rseq.ByCPU, slot, v, old, unsafe.Pointer(&bufs[slot*copyLen]), unsafe.Pointer(&src[0]), copyLen, old+1) == rseq.Committed {
+						c++
+					}
 				}
-				n += 256
+				n += 64
 			}
 			ops.Add(n)
+			commits.Add(c)
 		}()
 	}
 	var ids []int
@@ -127,16 +148,19 @@ func main() {
 	}
 	stop.Store(true)
 	wg.Wait()
-	add1, cpu1 := counts()
-	fmt.Printf("after add=%d addCPU=%d\n", add1, cpu1)
+	fmt.Printf("after %s\n", counts())
 
 	// The sums must be exact: every add happened once.
 	var sum int64
 	for i := range slots {
 		sum += *(*int64)(unsafe.Add(base, i*stride))
 	}
-	if sum != ops.Load() || counter.Load() != ops.Load() {
-		fmt.Printf("FAIL: add sum %d, counter %d, want %d\n", sum, counter.Load(), ops.Load())
+	var vsum int64
+	for i := range slots {
+		vsum += int64(versions[i*8])
+	}
+	if sum != ops.Load() || counter.Load() != ops.Load() || vsum != commits.Load() {
+		fmt.Printf("FAIL: add sum %d, counter %d, want %d; versions %d, want %d\n", sum, counter.Load(), ops.Load(), vsum, commits.Load())
 		os.Exit(1)
 	}
 	fmt.Printf("done %d\n", sum)
