@@ -147,18 +147,16 @@ type statSource interface {
 
 // statMain runs rseq stat with parsed options.
 func statMain(o statOptions, stdout, stderr io.Writer) int {
-	if o.pid != 0 {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(o.pid)); err != nil {
-			fmt.Fprintf(stderr, "rseq stat: process %d: %v\n", o.pid, err)
-			return statNoEvents
-		}
-	}
 	src, err := openStatSource(o.updates)
 	if err != nil {
 		fmt.Fprintf(stderr, "rseq stat: %v\n", err)
 		return statNoEvents
 	}
 	defer src.Close()
+	if o.pid != 0 && !processAlive(o.pid) {
+		fmt.Fprintf(stderr, "rseq stat: process %d does not exist\n", o.pid)
+		return statNoEvents
+	}
 	for _, n := range src.Notes() {
 		fmt.Fprintf(stderr, "rseq stat: %s\n", n)
 	}
