@@ -1,7 +1,9 @@
 package rseq
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -50,6 +52,9 @@ var sectionShapes = map[string]sectionShape{
 func TestSectionsReadTheirIndexInside(t *testing.T) {
 	for arch, shape := range sectionShapes {
 		src, err := os.ReadFile(shape.file)
+		if errors.Is(err, fs.ErrNotExist) && os.Getenv("GORSEQ_QEMU") != "" {
+			t.Skipf("no source tree in a qemu guest (%v): the host runs this test", err)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
