@@ -310,11 +310,23 @@ func TestBadInput(t *testing.T) {
 	binary.LittleEndian.PutUint64(big[64+40:], 1<<40) // p_memsz
 	check("segment-past-eof", big, "outside the")
 	// Every truncation of a real binary gives an error or a result, never
-	// a panic.
+	// a panic; an error names what was being read, and where.
 	for n := 0; n < len(good); n += 97 {
-		Scan(bytes.NewReader(good[:n]), int64(n), "truncated", Options{Disassemble: true})
+		_, err := Scan(bytes.NewReader(good[:n]), int64(n), "truncated", Options{Disassemble: true})
+		if err != nil && !errors.Is(err, ErrNotELF) && !strings.Contains(err.Error(), "offset") && !strings.Contains(err.Error(), "header needs") {
+			t.Errorf("truncated to %d bytes: error %q names no offset", n, err)
+		}
 	}
-	if _, err := ScanFile(td("src"), Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	check("truncated-header", good[:40], "the 64-bit ELF header needs 64 bytes, the file has 40")
+	shoff := binary.LittleEndian.Uint64(good[40:])
+	check("truncated-section-headers", good[:shoff+100], fmt.Sprintf("the section header table (33 entries of 64 bytes at offset %#x) ends at %#x, past the end of the %d-byte file", shoff, shoff+33*64, shoff+100))
+	check("truncated-program-headers", good[:100], "the program header table (12 entries of 56 bytes at offset 0x40) ends at 0x2e0, past the end of the 100-byte file")
+	// A section name table that lies past the end of the file.
+	shstr := append([]byte{}, good...)
+	ndx := uint64(binary.LittleEndian.Uint16(good[62:]))
+	binary.LittleEndian.PutUint64(shstr[shoff+ndx*64+24:], uint64(len(good))-4) // sh_offset
+	check("shstrtab-past-eof", shstr, fmt.Sprintf("the section name table (section %d) (", ndx))
+	if _, err := ScanFile(td("src"), Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file (a directory)") {
 		t.Errorf("directory: %v", err)
 	}
 	if _, err := ScanFile(td("no-such-file"), Options{}); !errors.Is(err, os.ErrNotExist) {
