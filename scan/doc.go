@@ -69,7 +69,11 @@
 //     executable) segments.
 //   - ptr-mismatch (warning or error): __rseq_cs_ptr_array and the
 //     descriptors disagree: a descriptor not listed, a pointer listed twice,
-//     a null pointer, or one at a place where no descriptor starts.
+//     a null pointer, or one at a place where no descriptor starts. What
+//     such a pointer names is listed as a section of its own (Via
+//     "__rseq_cs_ptr_array") and judged by every rule, and the descriptors
+//     it overlaps are listed and judged as well: one bad pointer hides
+//     nothing.
 //   - bad-table (warning or error): a table whose size is not a multiple of
 //     its entry size, or larger than the file.
 //   - orphan-exit (warning): an exit point whose start_ip matches no

@@ -468,3 +468,58 @@ func TestLegacyTable(t *testing.T) {
 		t.Errorf("findings %v, want %v", got, want)
 	}
 }
+
+// TestPointerIntoDescriptor: one __rseq_cs_ptr_array entry points 8 bytes
+// into the first descriptor. The three real descriptors are all listed and
+// clean but for the first one's missing pointer; the bogus one is listed too,
+// judged on its own, with an error naming the descriptor it overlaps.
+func TestPointerIntoDescriptor(t *testing.T) {
+	spec := manySections(3, false)
+	tables := spec.segs[1].data
+	binary.LittleEndian.PutUint64(tables[3*32:], 0x600000+8) // ptrs[0]
+	data := spec.bytes()
+	obj, err := Scan(bytes.NewReader(data), int64(len(data)), "bogus", Options{Disassemble: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var real []Section
+	var bogus *Section
+	bogusIdx := -1
+	for i, s := range obj.Sections {
+		if s.Descriptor == 0x600008 {
+			bogus, bogusIdx = &obj.Sections[i], i
+		} else {
+			real = append(real, s)
+		}
+	}
+	if len(real) != 3 || bogus == nil {
+		t.Fatalf("sections %+v; want the 3 real ones and the one at 0x600008", obj.Sections)
+	}
+	for i, s := range real {
+		if s.Descriptor != 0x600000+32*uint64(i) || s.Start != 0x401000+16*uint64(i) || s.Via != secCS || s.Symbol != "fn"+itoa(i) {
+			t.Errorf("real section %d = %+v", i, s)
+		}
+	}
+	if bogus.Via != secPtrs {
+		t.Errorf("bogus section found via %s", bogus.Via)
+	}
+	var overlapMsg bool
+	for _, f := range obj.Findings {
+		t.Logf("%v %s %d: %s", f.Severity, f.Rule, f.Section, f.Message)
+		if f.Section == bogusIdx {
+			if f.Rule == "ptr-mismatch" && f.Severity == Error && strings.Contains(f.Message, "8 bytes into the descriptor at 0x600000") {
+				overlapMsg = true
+			}
+			continue
+		}
+		if f.Section < 0 || obj.Sections[f.Section].Descriptor != 0x600000 || f.Rule != "ptr-mismatch" || f.Severity != Warning {
+			t.Errorf("unexpected finding %v %s on section %d: %s", f.Severity, f.Rule, f.Section, f.Message)
+		}
+	}
+	if !overlapMsg {
+		t.Errorf("no ptr-mismatch error on the bogus descriptor naming the one it overlaps")
+	}
+	if !slices.ContainsFunc(obj.Findings, func(f Finding) bool { return f.Section == bogusIdx && f.Rule == "version-flags" }) {
+		t.Errorf("the bogus descriptor was not judged by the descriptor rules")
+	}
+}
