@@ -96,7 +96,12 @@
 //     when speculative, that is harmless if the section restarts.
 //   - unlisted-exit (warning): a direct branch leaving the section for an
 //     address other than abort_ip, the post-commit address or an exit listed
-//     in __rseq_exit_point_array.
+//     in __rseq_exit_point_array. A branch to a teardown stub is followed
+//     first: straight-line code outside the section (no store, call,
+//     system call or other branch; at most 32 instructions) that ends in a
+//     direct jump to one of those addresses, as librseq's
+//     RSEQ_ASM_DEFINE_TEARDOWN emits to restore registers before its exit.
+//     Such a branch is a correct exit.
 //   - undecodable, too-long (warning): the section could not be decoded or
 //     is longer than 64 KiB, so the instruction rules were not applied.
 //
