@@ -545,8 +545,30 @@ func (s *scanner) check(i int) {
 			}
 		}
 	}
+	if code != nil {
+		s.checkPatched(i)
+	}
 	if s.opt.Disassemble && code != nil {
 		s.disassemble(i)
+	}
+}
+
+// checkPatched compares, in a process, the section's code and the
+// signature before abort_ip with the file's bytes, which are the ones
+// judged.
+func (s *scanner) checkPatched(i int) {
+	sec := &s.obj.Sections[i]
+	n, first, mem, file := s.img.codeDiff(sec.Start, sec.PostCommitOffset)
+	if sec.Abort >= 7 {
+		if k, f, m, fb := s.img.codeDiff(sec.Abort-7, 7); k > 0 {
+			if n == 0 {
+				first, mem, file = f, m, fb
+			}
+			n += k
+		}
+	}
+	if n > 0 {
+		s.flag(i, Info, "code-differs", "the code in memory differs from the file's in %d byte(s), the first at %#x (memory %#02x, file %#02x): breakpoints of a debugger or of rseq torture, or code patched at run time. The file's bytes were judged", n, first, mem, file)
 	}
 }
 

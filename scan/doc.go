@@ -105,8 +105,15 @@
 //   - undecodable, too-long (warning): the section could not be decoded or
 //     is longer than 64 KiB, so the instruction rules were not applied.
 //
-// When scanning a process, unreadable (info) notes that some memory could
-// not be read and the file's contents were used instead.
+// When scanning a process, descriptors and tables are read from its memory
+// (relocated), but code the file holds is read from the file: a process
+// under a debugger or rseq torture has breakpoints in its code, which would
+// read as other instructions. Two rules say so:
+//
+//   - code-differs (info): the section's code or the signature before
+//     abort_ip differ in memory from the file's bytes, which were judged.
+//   - unreadable (info): some memory could not be read and the file's
+//     contents were used instead.
 //
 // # Bad input
 //

@@ -254,19 +254,22 @@ func (img *image) read(addr uint64, n uint64) ([]byte, error) {
 	if seg == nil {
 		return nil, fmt.Errorf("%d bytes at %#x: %w", n, addr, errOutside)
 	}
+	link := addr - img.bias
+	rel := link - seg.vaddr
 	buf := make([]byte, n)
 	if img.mem != nil {
 		_, err := img.mem.ReadAt(buf, int64(addr))
-		if err == nil {
+		if err == nil && (!seg.exec || rel+n > seg.filesz) {
 			return buf, nil
 		}
-		if !img.memFallback {
+		// Code the file holds is read from the file: the memory of a
+		// process under a debugger (or rseq torture) holds breakpoints.
+		// check compares the two and says where they differ.
+		if err != nil && !img.memFallback {
 			return nil, fmt.Errorf("reading process memory at %#x: %w", addr, err)
 		}
 		clear(buf)
 	}
-	link := addr - img.bias
-	rel := link - seg.vaddr
 	if rel < seg.filesz {
 		m := min(n, seg.filesz-rel)
 		if _, err := img.r.ReadAt(buf[:m], int64(seg.off+rel)); err != nil {
@@ -277,6 +280,36 @@ func (img *image) read(addr uint64, n uint64) ([]byte, error) {
 		img.applyRelocs(buf, link)
 	}
 	return buf, nil
+}
+
+// codeDiff compares the n bytes of code at run-time address addr in the
+// process's memory with the file's. It returns how many differ and the
+// first that does, or 0 when they agree or either cannot be read.
+func (img *image) codeDiff(addr, n uint64) (count int, first uint64, mem, file byte) {
+	seg := img.segmentOf(addr, n)
+	if img.mem == nil || seg == nil || !seg.exec || n > maxDecode {
+		return 0, 0, 0, 0
+	}
+	rel := addr - img.bias - seg.vaddr
+	if rel+n > seg.filesz {
+		return 0, 0, 0, 0
+	}
+	m, f := make([]byte, n), make([]byte, n)
+	if _, err := img.mem.ReadAt(m, int64(addr)); err != nil {
+		return 0, 0, 0, 0
+	}
+	if _, err := img.r.ReadAt(f, int64(seg.off+rel)); err != nil {
+		return 0, 0, 0, 0
+	}
+	for k := range m {
+		if m[k] != f[k] {
+			if count == 0 {
+				first, mem, file = addr+uint64(k), m[k], f[k]
+			}
+			count++
+		}
+	}
+	return count, first, mem, file
 }
 
 // word decodes an 8- or 4-byte value of the object's byte order.
