@@ -50,6 +50,32 @@ func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
 	}
 }
 
+// abortResult is what abort did with a hit.
+type abortResult int
+
+const (
+	// aborted: the thread was aborted (or killed by a wrong signature,
+	// or held for a commit stall) and resumed; nothing more to do.
+	aborted abortResult = iota
+	// unprotected: rseq_cs does not cover the instruction, so the
+	// kernel would not abort here; the caller steps over it.
+	unprotected
+	// failed: a ptrace request or a memory access failed; the reason is
+	// recorded on the point and the caller steps over it.
+	failed
+)
+
+// failPoint records on b's point why a hit there could not be aborted, so
+// that the point is never reported missed without a reason, and notes it
+// once for the run.
+func (t *tracer) failPoint(th *thread, b *bp, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if b.idx >= 0 {
+		b.sec.why[b.idx] = msg
+	}
+	t.noteOnce(fmt.Sprintf("abort %s %d", sectionName(b.sec.rep), b.idx), "thread %d, section %s: %s", th.tid, sectionName(b.sec.rep), msg)
+}
+
 // abort does what the kernel does to a thread preempted at b.addr: if the
 // thread's rseq_cs holds a descriptor whose range covers the address, check
 // the signature before abort_ip, then clear rseq_cs and resume at abort_ip.
@@ -57,31 +83,48 @@ func (t *tracer) countSignalAbort(th *thread, sig unix.Signal) {
 // With stalls true the hit may instead start a commit stall (the thread is
 // due one in this section and stopped at its commit), and the abort may
 // move the thread to another CPU first (see stall.go).
-func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bool {
+func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) abortResult {
 	if b.idx < 0 {
-		return false // not an abort point
+		return unprotected // not an abort point
 	}
 	sp := th.sp
 	cfg, err := ptrace.GetRseqConfig(th.tid)
-	if err != nil || cfg.Pointer == 0 {
-		return false
+	if err != nil {
+		if gone(th.tid) {
+			return failed
+		}
+		t.failPoint(th, b, "reading the thread's rseq registration: %v", err)
+		return failed
 	}
-	cs, err := sp.mem.Uint64(cfg.Pointer + ptrace.OffRseqCS)
-	if err != nil || cs == 0 {
-		return false
+	if cfg.Pointer == 0 {
+		return unprotected
+	}
+	csAddr := cfg.Pointer + ptrace.OffRseqCS
+	cs, err := sp.mem.Uint64(csAddr)
+	if err != nil {
+		if !gone(sp.pid) {
+			t.failPoint(th, b, "reading rseq_cs at %#x: %v", csAddr, err)
+		}
+		return failed
+	}
+	if cs == 0 {
+		return unprotected
 	}
 	abortIP := b.abort
 	sigWord, sigOK := b.sigWord, b.sigRead
 	if cs != b.desc {
 		var d [32]byte
-		if sp.mem.Read(cs, d[:]) != nil {
-			return false
+		if err := sp.mem.Read(cs, d[:]); err != nil {
+			if !gone(sp.pid) {
+				t.failPoint(th, b, "reading the descriptor rseq_cs points at (%#x): %v", cs, err)
+			}
+			return failed
 		}
 		start := binary.LittleEndian.Uint64(d[8:])
 		pco := binary.LittleEndian.Uint64(d[16:])
 		abortIP = binary.LittleEndian.Uint64(d[24:])
 		if b.addr < start || b.addr-start >= pco {
-			return false
+			return unprotected
 		}
 		var sw [4]byte
 		sigOK = sp.mem.Read(abortIP-4, sw[:]) == nil
@@ -91,25 +134,30 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 	if !sigOK || sigWord != cfg.Signature {
 		// The kernel kills the thread with SIGSEGV.
 		sec.rep.BadSignature++
+		sec.why[b.idx] = "the abort found a wrong signature before abort_ip; the thread was killed with SIGSEGV, as the kernel does"
 		if bpTrapAfter != 0 {
 			regs.SetPC(b.addr)
-			t.setRegs(th, regs, "the faulting address")
+			if t.setRegs(th, regs, "the faulting address") != nil {
+				// The SIGSEGV still kills it; the address it
+				// reports is one past the breakpoint.
+				sec.why[b.idx] += " (reported one byte past the faulting address: setting its registers failed)"
+			}
 		}
 		t.cont(th.tid, int(unix.SIGSEGV))
-		return true
+		return aborted
 	}
 	commit := stalls && cs == b.desc && b.idx == sec.commit
 	if commit && t.holdCommit(th, b, cfg, regs) {
-		return true
+		return aborted
 	}
 	fresh := th.lastSec != sec
 	th.lastSec = sec
 	var zero [8]byte
-	if err := sp.mem.Write(cfg.Pointer+ptrace.OffRseqCS, zero[:]); err != nil {
+	if err := sp.mem.Write(csAddr, zero[:]); err != nil {
 		if !gone(sp.pid) {
-			t.noteOnce(fmt.Sprintf("rseq_cs %d", th.tid), "thread %d: clearing rseq_cs at %#x: %v; the hit was stepped over without an abort", th.tid, cfg.Pointer+ptrace.OffRseqCS, err)
+			t.failPoint(th, b, "clearing rseq_cs at %#x: %v; the hit was stepped over without an abort", csAddr, err)
 		}
-		return false
+		return failed
 	}
 	// Sometimes the thread resumes on another CPU: a restart must read
 	// its index again. At a commit whose point is covered (the
@@ -148,8 +196,12 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 	if err := t.setRegs(th, regs, "abort_ip"); err != nil {
 		// rseq_cs is clear: the thread runs on unprotected from the
 		// instruction, as after a ptrace stop on Linux 6.18. The point
-		// stays armed for the next pass.
-		return false
+		// stays armed for the next pass, and says why it missed this
+		// one.
+		if !gone(th.tid) {
+			t.failPoint(th, b, "moving the thread to abort_ip %#x: %v; the hit was stepped over without an abort", abortIP, err)
+		}
+		return failed
 	}
 	if due && t.stall == nil && t.openWindow(th, b, cpu, hold) {
 		if moved {
@@ -169,7 +221,7 @@ func (t *tracer) abort(th *thread, b *bp, regs *unix.PtraceRegs, stalls bool) bo
 	t.rep.LastAbort = time.Since(t.start)
 	t.reconcile(sp, b)
 	t.cont(th.tid, 0)
-	return true
+	return aborted
 }
 
 // catches reports whether process pid has a handler for sig.

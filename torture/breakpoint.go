@@ -4,6 +4,7 @@ package torture
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/gorseq/rseq/internal/ptrace"
 	"golang.org/x/sys/unix"
@@ -48,7 +49,12 @@ func (t *tracer) reached(th *thread, regs *unix.PtraceRegs) {
 	}
 	if bpTrapAfter != 0 {
 		regs.SetPC(sp.trigger)
-		t.setRegs(th, regs, "main.main")
+		if err := t.setRegs(th, regs, "main.main"); err != nil && !gone(th.tid) {
+			// Its IP is past the breakpoint, inside main.main's first
+			// instruction: running on would run garbage.
+			t.note("process %d: thread %d cannot be moved back to main.main (%v): it is killed", sp.pid, th.tid, err)
+			unix.Kill(th.tid, unix.SIGKILL)
+		}
 	}
 	t.cont(th.tid, 0)
 }
@@ -99,6 +105,9 @@ func (t *tracer) writeFailed(sp *space, b *bp, what string, err error) {
 	msg := fmt.Sprintf("%s the breakpoint at offset %#x failed: %v", what, off, err)
 	if b.sec.rep.Note == "" {
 		b.sec.rep.Note = msg
+	}
+	if b.idx >= 0 {
+		b.sec.why[b.idx] = msg
 	}
 	t.noteOnce(fmt.Sprintf("bp %d %#x %s", sp.pid, b.addr, what), "process %d, section %s: %s", sp.pid, sectionName(b.sec.rep), msg)
 }
@@ -177,8 +186,11 @@ func (t *tracer) trap(th *thread) bool {
 		// The thread stopped inside a section, if it is one: the kernel
 		// would abort it for a stop there, and so does torture (going
 		// on would run the rest of the pass unprotected).
-		if b.idx >= 0 && t.abort(th, b, &regs, false) {
-			return true
+		if b.idx >= 0 {
+			b.sec.reached[b.idx]++
+			if t.abort(th, b, &regs, false) == aborted {
+				return true
+			}
 		}
 		if bpTrapAfter != 0 {
 			regs.SetPC(addr)
@@ -213,11 +225,16 @@ func (t *tracer) trap(th *thread) bool {
 		if b.post && t.postCommitStall(th, b) {
 			return true
 		}
-	} else if t.abort(th, b, &regs, true) {
-		return true
 	} else {
-		// Not inside a registered section.
-		b.sec.rep.Unprotected++
+		b.sec.reached[b.idx]++
+		switch t.abort(th, b, &regs, true) {
+		case aborted:
+			return true
+		case unprotected:
+			// Not inside a registered section.
+			b.sec.rep.Unprotected++
+			b.sec.unprot[b.idx]++
+		}
 	}
 	t.stepOver(th, b, &regs)
 	return true
@@ -238,6 +255,8 @@ func (t *tracer) stepOver(th *thread, b *bp, regs *unix.PtraceRegs) {
 	t.reconcile(sp, b)
 	regs.SetPC(b.addr)
 	if err := t.setRegs(th, regs, "the breakpoint's address"); err != nil {
+		// Noted by setRegs; the thread stays stopped (a live thread
+		// whose registers cannot be set cannot run on correctly).
 		b.steppers--
 		t.reconcile(sp, b)
 		return
@@ -247,5 +266,8 @@ func (t *tracer) stepOver(th *thread, b *bp, regs *unix.PtraceRegs) {
 		th.stepping = nil
 		b.steppers--
 		t.reconcile(sp, b)
+		if !gone(th.tid) {
+			t.noteOnce("step "+strconv.Itoa(th.tid), "thread %d: stepping over the breakpoint at %#x: %v; the thread stays stopped", th.tid, b.addr, err)
+		}
 	}
 }

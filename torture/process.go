@@ -92,11 +92,22 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		nextInject = start.Add(cfg.Inject)
 	}
 	nextMaps := start.Add(mapsCheckEvery)
+	stop := cfg.Stop
 	for {
 		var now time.Time
 		select {
 		case <-done:
 			return
+		case <-stop:
+			// Interrupted: the torture ends and the program dies now
+			// (handle kills any task that shows up later).
+			stop = nil
+			mu.Lock()
+			t.rep.Interrupted = true
+			t.stopDue = true
+			t.killAll()
+			mu.Unlock()
+			continue
 		case now = <-tick.C:
 		}
 		mu.Lock()
@@ -107,9 +118,7 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		}
 		if !killAt.IsZero() && now.After(killAt) && !t.rep.Killed {
 			t.rep.Killed = true
-			for tid := range t.threads {
-				unix.Kill(tid, unix.SIGKILL)
-			}
+			t.killAll()
 		}
 		if !t.stopped && now.After(nextMaps) {
 			nextMaps = now.Add(mapsCheckEvery)
@@ -132,10 +141,19 @@ func (t *tracer) periodic(mu *sync.Mutex, done <-chan struct{}, start time.Time)
 		if cfg.Progress != nil && now.After(nextProgress) {
 			nextProgress = now.Add(cfg.ProgressEvery)
 			t.totals()
-			fmt.Fprintf(cfg.Progress, "torture: %5.1fs  %d/%d points (%.1f%%)  %d aborts  %d+%d stalls  %d sections\n",
-				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, t.rep.CommitStalls, t.rep.PostCommitStalls, len(t.sections))
+			fmt.Fprintf(cfg.Progress, "torture: %5.1fs  %d/%d points (%.1f%%)  %d aborts  %d+%d stalls  %d of %d sections entered\n",
+				now.Sub(start).Seconds(), t.rep.Covered, t.rep.Points, t.rep.Coverage(), t.rep.Aborts, t.rep.CommitStalls, t.rep.PostCommitStalls, t.rep.Entered, len(t.sections))
 		}
 		mu.Unlock()
+	}
+}
+
+// killAll kills every task followed. A task created meanwhile, whose
+// creator's event is still to come, is killed when it shows up (see
+// handle).
+func (t *tracer) killAll() {
+	for tid := range t.threads {
+		unix.Kill(tid, unix.SIGKILL)
 	}
 }
 
@@ -183,6 +201,11 @@ func (t *tracer) handle(ev event) {
 	}
 	if !ws.Stopped() {
 		return
+	}
+	if t.rep.Killed || t.rep.Interrupted {
+		// The program is being killed: so is any task that stops,
+		// including one created after killAll ran.
+		unix.Kill(tid, unix.SIGKILL)
 	}
 	sig := ws.StopSignal()
 	if th == nil {

@@ -125,6 +125,9 @@ func (t *tracer) rescan(sp *space) {
 				}}
 				sec.offs, sec.rep.Note = abortPoints(fs)
 				sec.hits = make([]int, len(sec.offs))
+				sec.reached = make([]int, len(sec.offs))
+				sec.unprot = make([]int, len(sec.offs))
+				sec.why = make([]string, len(sec.offs))
 				sec.rep.Points = len(sec.offs)
 				sec.post, sec.commit = fs.PostCommitOffset, len(sec.offs)-1
 				t.sections[key] = sec
@@ -146,6 +149,7 @@ func (t *tracer) rescan(sp *space) {
 				b := &bp{addr: addr, sec: sec, idx: i, desc: s.Descriptor, abort: s.Abort}
 				if err := sp.mem.Read(addr, b.orig[:]); err != nil {
 					t.note("reading %#x in process %d: %v", addr, sp.pid, err)
+					sec.why[i] = fmt.Sprintf("reading the instruction at offset %#x failed: %v; the point was not armed", off, err)
 					continue
 				}
 				if b.orig == bpInsn {
@@ -157,6 +161,7 @@ func (t *tracer) rescan(sp *space) {
 					if sec.rep.Note == "" {
 						sec.rep.Note = fmt.Sprintf("a breakpoint instruction is already at offset %#x", off)
 					}
+					sec.why[i] = "a breakpoint instruction is already there; the point was not armed"
 					continue
 				}
 				var sw [4]byte

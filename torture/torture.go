@@ -24,6 +24,12 @@ type section struct {
 	rep  *SectionReport
 	hits []int // aborts per point
 	offs []uint64
+	// reached counts the stops at each point, whatever came of them;
+	// unprot those where rseq_cs did not cover the point.
+	reached, unprot []int
+	// why says why a point could not be armed or aborted, for the
+	// report of a point that ends up missed ("" when nothing failed).
+	why []string
 	// post is the post-commit offset (the first byte after the commit),
 	// where the post-commit stalls stop threads; commit is the index of
 	// the commit instruction (the last point), where the commit stalls do.
@@ -100,25 +106,84 @@ func sectionName(r *SectionReport) string {
 }
 
 // totals fills the report's per-section and overall figures.
+//
+// A section was entered when a thread stopped at one of its points. A
+// point not covered is unreachable in this run when nothing stopped it
+// from being covered: it was never reached, nothing failed there, every
+// point of the section that was reached is covered (so no pass was still
+// being aborted before it), and the torture ran to its end (no --timeout,
+// no interruption). Any other point not covered is missed, with the reason.
 func (t *tracer) totals() {
-	t.rep.Sections = t.rep.Sections[:0]
-	t.rep.Points, t.rep.Covered = 0, 0
-	t.rep.CommitStalls, t.rep.PostCommitStalls = 0, 0
+	rep := &t.rep
+	rep.Sections = rep.Sections[:0]
+	rep.Points, rep.Covered = 0, 0
+	rep.Entered, rep.NotEntered, rep.Unreachable = 0, 0, 0
+	rep.EnteredPoints, rep.EnteredCovered = 0, 0
+	rep.CommitStalls, rep.PostCommitStalls = 0, 0
+	cut := rep.TimedOut || rep.Interrupted
 	for _, key := range t.order {
 		sec := t.sections[key]
 		r := *sec.rep
-		r.Covered, r.Missed = 0, nil
+		r.Covered, r.Missed, r.Reasons, r.Unreachable = 0, nil, nil, nil
+		r.Entered = false
+		pending := false // a reached point still needs aborts
+		for i, h := range sec.hits {
+			if sec.reached[i] > 0 {
+				r.Entered = true
+				if h < t.reps {
+					pending = true
+				}
+			}
+		}
 		for i, h := range sec.hits {
 			if h >= t.reps {
 				r.Covered++
+				continue
+			}
+			off := sec.offs[i]
+			why := sec.why[i]
+			switch {
+			case why != "":
+			case sec.reached[i] > 0:
+				why = fmt.Sprintf("reached %d time(s), aborted %d of the %d times wanted", sec.reached[i], h, t.reps)
+				if u := sec.unprot[i]; u > 0 {
+					why += fmt.Sprintf("; %d time(s) rseq_cs did not cover it (run without a registration, or with rseq_cs clear)", u)
+				}
+				if cut {
+					why += "; the torture ended first"
+				}
+			case !r.Entered:
+			case cut:
+				why = "not reached before the torture ended"
+			case pending:
+				why = "not reached: the passes that could reach it were still being aborted at earlier points"
+			default:
+				r.Unreachable = append(r.Unreachable, off)
+				continue
+			}
+			r.Missed = append(r.Missed, off)
+			if why == "" {
+				why = "the section was never entered"
+				if cut {
+					why = "the section was not entered before the torture ended"
+				}
+			}
+			r.Reasons = append(r.Reasons, why)
+		}
+		rep.Points += r.Points
+		rep.Covered += r.Covered
+		if r.Points > 0 {
+			if r.Entered {
+				rep.Entered++
+				rep.EnteredPoints += r.Points - len(r.Unreachable)
+				rep.EnteredCovered += r.Covered
 			} else {
-				r.Missed = append(r.Missed, sec.offs[i])
+				rep.NotEntered++
 			}
 		}
-		t.rep.Points += r.Points
-		t.rep.Covered += r.Covered
-		t.rep.CommitStalls += r.CommitStalls
-		t.rep.PostCommitStalls += r.PostCommitStalls
-		t.rep.Sections = append(t.rep.Sections, r)
+		rep.Unreachable += len(r.Unreachable)
+		rep.CommitStalls += r.CommitStalls
+		rep.PostCommitStalls += r.PostCommitStalls
+		rep.Sections = append(rep.Sections, r)
 	}
 }
