@@ -119,5 +119,7 @@
 //
 // Every size read from the file is checked against the file's size before
 // anything is allocated, and malformed input yields an error naming the
-// cause, never a panic.
+// cause (for a truncated file, the table and the offset that could not be
+// read), never a panic. ScanFile refuses anything but a regular file before
+// opening it: a FIFO would block, a device never end.
 package scan
