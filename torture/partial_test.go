@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,17 +120,34 @@ func TestStop(t *testing.T) {
 	out, _ := output(t)
 	bin := cprog(t, "")
 	stop := make(chan struct{})
-	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
+	var once sync.Once
+	closeStop := func() { once.Do(func() { close(stop) }) }
+	// Stop once the progress shows aborts (emulated machines take their
+	// time to start the program), or after 20s.
+	time.AfterFunc(20*time.Second, closeStop)
+	progress := writerFunc(func(b []byte) {
+		if !strings.Contains(string(b), "  0 aborts") {
+			closeStop()
+		}
+	})
 	start := time.Now()
-	r, err := Run(Config{Args: []string{bin, "2", "1000000000"}, Stdout: out, Stderr: out, Stop: stop})
+	r, err := Run(Config{Args: []string{bin, "2", "1000000000"}, Stdout: out, Stderr: out, Stop: stop, Progress: progress, ProgressEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(describe(r))
-	if d := time.Since(start); d > 10*time.Second {
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("Run returned %v after the start, long after Stop was closed", d)
 	}
 	if !r.Interrupted || r.Exited || r.Signal != "killed" || r.Aborts == 0 || len(r.Sections) != 2 {
 		t.Errorf("interrupted %v, exited %v, signal %q, %d aborts, %d sections", r.Interrupted, r.Exited, r.Signal, r.Aborts, len(r.Sections))
 	}
+}
+
+// writerFunc is an io.Writer calling a function with each write.
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(b []byte) (int, error) {
+	f(b)
+	return len(b), nil
 }
