@@ -19,6 +19,7 @@
 #   torture/percpuSELFREG  the same with -DSELFREG              static
 #   torture/percpuBROKEN   the same with -DBROKEN               static
 #   torture/percpuUNREG    the same with -DUNREG                static
+#   torture/percpuPARTIAL  the same with -DPARTIAL              static
 #   torture/goprog         torture/testdata/goprog (Go, CGO_ENABLED=0, static)
 #   torture/dlmain         torture/testdata/dlmain.c   dynamic (it calls dlopen)
 #   torture/libinc.so      torture/testdata/libinc.c   shared library
@@ -85,7 +86,7 @@ echo "$goarch" >"$out/GOARCH"
 cflags=(-O2 -pthread -Wall)
 
 # Static C programs.
-for v in "" SELFREG BROKEN UNREG; do
+for v in "" SELFREG BROKEN UNREG PARTIAL; do
 	"$cc" "${cflags[@]}" -static -o "$out/torture/percpu$v" torture/testdata/percpu.c ${v:+"-D$v"}
 done
 "$cc" "${cflags[@]}" -static -o "$out/inspect/threads" inspect/testdata/threads.c

@@ -23,7 +23,7 @@ import (
 
 // The helper programs are built here with gcc and go build, or taken from
 // $GORSEQ_PREBUILT/torture (see internal/prebuilt and .ci/prebuild.sh):
-// percpu, percpuSELFREG, percpuBROKEN, percpuUNREG (testdata/percpu.c with
+// percpu, percpuSELFREG, percpuBROKEN, percpuUNREG, percpuPARTIAL (testdata/percpu.c with
 // each -D variant), goprog (testdata/goprog), dlmain and libinc.so
 // (testdata/dlmain.c and libinc.c, run with the loader in
 // $GORSEQ_PREBUILT/lib).
@@ -111,8 +111,8 @@ func describe(r *Report) string {
 	s := fmt.Sprintf("exited=%v code=%d signal=%s killed=%v timed_out=%v, %d/%d points, %d aborts (the last at %v), %d migrations, %d signals, %d processes, %d threads, run %v",
 		r.Exited, r.ExitCode, r.Signal, r.Killed, r.TimedOut, r.Covered, r.Points, r.Aborts, r.LastAbort, r.Migrations, r.Signals, r.Processes, r.Threads, r.Duration)
 	for _, sec := range r.Sections {
-		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts (%d migrating), %d unprotected, %d+%d stalls, missed %#x %s",
-			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.MigratedAborts, sec.Unprotected, sec.CommitStalls, sec.PostCommitStalls, sec.Missed, sec.Note)
+		s += fmt.Sprintf("; section %s: %d/%d points, %d aborts (%d migrating), %d unprotected, %d+%d stalls, missed %#x %q, unreachable %#x %s",
+			sec.Symbol, sec.Covered, sec.Points, sec.Aborts, sec.MigratedAborts, sec.Unprotected, sec.CommitStalls, sec.PostCommitStalls, sec.Missed, sec.Reasons, sec.Unreachable, sec.Note)
 	}
 	for _, n := range r.Notes {
 		s += "; note: " + n
