@@ -5,6 +5,7 @@ package rseq
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -198,6 +199,12 @@ func TestFallbackHoldsLock(t *testing.T) {
 	slotWord := word(slotsMem, uintptr(slot)*stride)
 	objs := [4]uintptr{uintptr(unsafe.Add(src, 512)), uintptr(unsafe.Add(src, 520)), uintptr(unsafe.Add(src, 528)), uintptr(unsafe.Add(src, 536))}
 
+	// The per-CPU counters' word of this thread's fallback slot lies in
+	// page 2, at cpuWord, whatever the slot.
+	cpuSlot := fallbackSlot(offCPUIDStart)
+	cpuBase := unsafe.Add(table, 64-cpuSlot*CPUStride)
+	cpuWord := (*uint64)(unsafe.Add(table, 64))
+
 	cases := []struct {
 		name   string
 		commit unsafe.Pointer // the commit word, whose lock must be held
@@ -208,6 +215,12 @@ func TestFallbackHoldsLock(t *testing.T) {
 		{"Add", unsafe.Pointer(slotWord), func() { *slotWord = 40 },
 			func() { addFallback(slotsMem, stride, field, 2) },
 			func() error { return want("slot", *slotWord, 42) }},
+		{"AddCPU", unsafe.Pointer(cpuWord), func() { *cpuWord = 40 },
+			func() { addCPUFallback(cpuBase, 2) },
+			func() error { return want("counter", uintptr(*cpuWord), 42) }},
+		{"AddFloat64CPU", unsafe.Pointer(cpuWord), func() { *cpuWord = math.Float64bits(1.5) },
+			func() { addFloat64CPUFallback(cpuBase, 2) },
+			func() error { return want("counter", uintptr(*cpuWord), uintptr(math.Float64bits(3.5))) }},
 		{"AddIndirect", unsafe.Pointer(slotWord), func() { *slotWord = uintptr(other); *word(other, 16) = 5 },
 			func() { addIndirectFallback(slotsMem, stride, field, 16, 3) },
 			func() error { return want("target", *word(other, 16), 8) }},

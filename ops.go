@@ -73,7 +73,8 @@ import (
 // concurrency id k under ByConcurrencyID, and the thread with CPU k and the
 // thread with concurrency id k generally run at the same time on different
 // CPUs: mixing the two on one array lets two sections update one slot at
-// once, and updates are lost. (The structures of package percpu use ByCPU
+// once, and updates are lost. An Array binds base, stride and Index, so that
+// its methods cannot mix them. (The structures of package percpu use ByCPU
 // throughout.)
 type Index uint8
 

@@ -76,7 +76,7 @@ const (
 // there, so it cannot abort in a TCG guest. Every other section has a
 // conditional branch inside, where a block ends, and aborts there like
 // anywhere.
-var tcgStraightLine = map[string]bool{"add": true, "addIndirect": true}
+var tcgStraightLine = map[string]bool{"add": true, "addIndirect": true, "addCPU": true, "addFloat64CPU": true}
 
 // underQemu reports whether the test runs in a qemu guest (TCG).
 func underQemu() bool { return os.Getenv("GORSEQ_QEMU") != "" }

@@ -19,6 +19,7 @@
 #   torture/percpuSELFREG  the same with -DSELFREG              static
 #   torture/percpuBROKEN   the same with -DBROKEN               static
 #   torture/percpuUNREG    the same with -DUNREG                static
+#   torture/percpuPARTIAL  the same with -DPARTIAL              static
 #   torture/goprog         torture/testdata/goprog (Go, CGO_ENABLED=0, static)
 #   torture/dlmain         torture/testdata/dlmain.c   dynamic (it calls dlopen)
 #   torture/libinc.so      torture/testdata/libinc.c   shared library
@@ -31,6 +32,8 @@
 #   rseq/seccompexec       internal/testprog/seccompexec (Go, static)
 #   rseq/cgoids            internal/testprog/cgoids (Go with cgo: dynamic,
 #                          glibc registers rseq on every thread)
+#   cmd/rseq/abortsgo      cmd/rseq/testdata/abortsgo (Go, CGO_ENABLED=0, static)
+#   cmd/rseq/abortsc       cmd/rseq/testdata/abortsc.c          static
 #   lib/ld-linux-*.so.*    the dynamic loader dlmain was linked against
 #                          (ld-linux-x86-64.so.2 or ld-linux-aarch64.so.1)
 #   lib/*.so*              the shared libraries dlmain and libinc.so need
@@ -83,10 +86,12 @@ echo "$goarch" >"$out/GOARCH"
 cflags=(-O2 -pthread -Wall)
 
 # Static C programs.
-for v in "" SELFREG BROKEN UNREG; do
+for v in "" SELFREG BROKEN UNREG PARTIAL; do
 	"$cc" "${cflags[@]}" -static -o "$out/torture/percpu$v" torture/testdata/percpu.c ${v:+"-D$v"}
 done
 "$cc" "${cflags[@]}" -static -o "$out/inspect/threads" inspect/testdata/threads.c
+mkdir -p "$out/cmd/rseq"
+"$cc" "${cflags[@]}" -static -o "$out/cmd/rseq/abortsc" cmd/rseq/testdata/abortsc.c
 
 # Go programs.
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/torture/goprog" ./torture/testdata/goprog
@@ -95,6 +100,7 @@ CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/ids" ./internal
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -buildmode=pie -o "$out/rseq/ids-pie" ./internal/testprog/ids
 CGO_ENABLED=1 CC="$cc" GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/ids-cgo1" ./internal/testprog/ids
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/seccompexec" ./internal/testprog/seccompexec
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -o "$out/cmd/rseq/abortsgo" ./cmd/rseq/testdata/abortsgo
 CGO_ENABLED=1 CC="$cc" GOOS=linux GOARCH="$goarch" go build -o "$out/rseq/cgoids" ./internal/testprog/cgoids
 
 # The dlopen test: a dynamic program, a shared library, and what they need.

@@ -12,9 +12,12 @@
 // goroutines on one shared structure), and the implementation "rseq" is
 // the percpu one that the others are compared with.
 //
-// This file holds the peers that are not libraries: a counter and a value
-// sharded per P with runtime.procPin (what sync.Pool does inside), and a
-// channel-based pool.
+// The standard library's peers (atomic, sync.Mutex, sync.RWMutex,
+// sync.Pool) and the empty assembly calls are in
+// github.com/gorseq/rseq/internal/benchpeers, which `rseq bench` also runs
+// without the source tree. This file holds the peers that are not
+// libraries: a counter and a value sharded per P with runtime.procPin (what
+// sync.Pool does inside), and a channel-based pool.
 package bench
 
 import (
@@ -98,19 +101,6 @@ func (v *PinValue[T]) Range(f func(*T)) {
 		f(&s.v)
 		s.mu.Unlock()
 	}
-}
-
-// MutexValue is a single T under a mutex.
-type MutexValue[T any] struct {
-	mu sync.Mutex
-	v  T
-}
-
-// Update calls f with the value under the mutex.
-func (v *MutexValue[T]) Update(f func(*T)) {
-	v.mu.Lock()
-	f(&v.v)
-	v.mu.Unlock()
 }
 
 // ChanPool is a pool of objects in a buffered channel.

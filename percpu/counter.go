@@ -105,6 +105,20 @@ func (c *Counter) Load() int64 {
 	}
 }
 
+// Value returns the counter's value; it is Load under the name that the
+// proposed sync.Counter (golang/go#80645) gives its read, so that code
+// written for one moves to the other with a rename of the type. Like the
+// proposal's Value it is not a snapshot (see the type's consistency rules)
+// but sees every Add the calling goroutine made before it. Add, Value and
+// the zero-argument Inc are the shared shape; Swap, Reset and Load are this
+// package's own.
+//
+// Without any dependency, a Counter is exported to Prometheus by
+// client_golang's own function counter:
+//
+//	prometheus.NewCounterFunc(opts, func() float64 { return float64(c.Value()) })
+func (c *Counter) Value() int64 { return c.Load() }
+
 // Swap sets the counter to v and returns its previous value. Adds running
 // at the same time are counted once, either in the result or in the new
 // value (see the type's consistency rules).

@@ -135,3 +135,33 @@ func ExampleFloat64Counter() {
 	fmt.Println(seconds.Load(), seconds.Swap(0), seconds.Load())
 	// Output: 1.75 1.75 0
 }
+
+func ExampleHistogram() {
+	// Request latencies in seconds, in Prometheus' default buckets.
+	latency, err := percpu.NewHistogram([]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
+	if err != nil {
+		panic(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range []float64{0.003, 0.02, 0.02, 0.3, 12} {
+				latency.Observe(d) // one restartable section, no atomic instruction
+			}
+		}()
+	}
+	wg.Wait()
+	s, err := latency.Snapshot() // one membarrier fence per CPU that observed
+	if err != nil {
+		fmt.Println(err) // membarrier refused after latency was made
+	}
+	fmt.Println(s.Count, s.Counts)
+	fmt.Println(s.Cumulative())
+	fmt.Printf("%.2f\n", s.Sum)
+	// Output:
+	// 20 [4 0 8 0 0 0 4 0 0 0 0 4]
+	// [4 4 12 12 12 12 16 16 16 16 16 20]
+	// 49.37
+}

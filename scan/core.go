@@ -229,7 +229,7 @@ func (s *scanner) collect(g group) {
 		if !ok {
 			continue
 		}
-		for _, off := range walk(data, t.addr, anchors) {
+		for _, off := range walk(data, t.addr, anchors, func(b []byte) bool { return s.plausible(b, t.via) }) {
 			addr := t.addr + off
 			f := s.add(addr, data[off:off+descSize], t.via)
 			if f != nil && len(ptrs) > 0 && !pointed[addr] {
@@ -238,15 +238,13 @@ func (s *scanner) collect(g group) {
 			}
 		}
 	}
-	// Pointers to descriptors outside the tables.
+	// Pointers to places the walk found no descriptor at: outside the
+	// tables, or inside them but not where an entry starts. Each is listed
+	// as a section of its own and judged by the rules like any other (the
+	// kernel would use it as a descriptor), without hiding the
+	// descriptors it overlaps.
 	for _, p := range ptrs {
-		if p.value == 0 || s.byDsc[p.value] != nil && s.byDsc[p.value].sec.Descriptor == p.value {
-			continue
-		}
-		if _, ok := inDescs(p.value); ok {
-			// Pointed into a table but not at a descriptor the walk accepted
-			// (e.g. an all-zero entry).
-			s.object(Error, "ptr-mismatch", "%s points at %#x inside the descriptor table, but no valid descriptor starts there", p.table, p.value)
+		if p.value == 0 || s.byDsc[p.value] != nil {
 			continue
 		}
 		b, err := img.read(p.value, descSize)
@@ -255,7 +253,20 @@ func (s *scanner) collect(g group) {
 			continue
 		}
 		f := s.add(p.value, b, secPtrs)
-		if f != nil && len(g.descs) > 0 {
+		if f == nil {
+			continue
+		}
+		if t, ok := inDescs(p.value); ok {
+			msg := fmt.Sprintf("%s points at %#x inside %s, where no descriptor of the table starts", p.table, p.value, t.name)
+			if o := s.overlapped(p.value); len(o) > 0 {
+				list := make([]string, len(o))
+				for k, a := range o {
+					list[k] = fmt.Sprintf("%#x", a)
+				}
+				msg = fmt.Sprintf("%s points at %#x inside %s, %d bytes into the descriptor at %#x: no descriptor starts there; a thread registering this pointer would use parts of the descriptor(s) at %s as its fields", p.table, p.value, t.name, p.value-o[0], o[0], strings.Join(list, ", "))
+			}
+			f.notes = append(f.notes, Finding{Severity: Error, Rule: "ptr-mismatch", Message: msg})
+		} else if len(g.descs) > 0 {
 			f.notes = append(f.notes, Finding{Severity: Warning, Rule: "ptr-mismatch",
 				Message: fmt.Sprintf("%s points at %#x, which is not inside %s", p.table, p.value, g.descs[0].name)})
 		}
@@ -284,6 +295,41 @@ func (s *scanner) collect(g group) {
 	}
 }
 
+// overlapped returns the addresses of the descriptors found so far whose
+// 32 bytes overlap the 32 bytes at addr, other than one at addr itself.
+func (s *scanner) overlapped(addr uint64) []uint64 {
+	var out []uint64
+	for _, f := range s.found {
+		d := f.sec.Descriptor
+		if d != addr && d < addr+descSize && addr < d+descSize {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// plausible reports whether the 32 bytes b read as a descriptor the kernel
+// could use: version and flags zero, a non-empty range inside one
+// executable segment and an abort_ip in one. For a __rseq_table entry the
+// pre-merge layout counts too.
+func (s *scanner) plausible(b []byte, via string) bool {
+	img := s.img
+	exec := func(addr, n uint64) bool {
+		seg := img.segmentOf(addr, n)
+		return seg != nil && seg.exec
+	}
+	start, n, abort := img.u64(b[8:]), img.u64(b[16:]), img.u64(b[24:])
+	if img.u32(b[0:]) == 0 && img.u32(b[4:]) == 0 && n != 0 && exec(start, n) && exec(abort, 1) {
+		return true
+	}
+	if via == secTable {
+		start, post, abort := img.u64(b[0:]), img.u64(b[8:]), img.u64(b[16:])
+		return post > start && exec(start, post-start) && exec(abort, 1)
+	}
+	return false
+}
+
 func ptrName(g group) string {
 	if len(g.descs) > 0 && g.descs[0].via == viaGo {
 		return strings.TrimSuffix(g.descs[0].name, secCS) + secPtrs
@@ -293,10 +339,14 @@ func ptrName(g group) string {
 
 // walk returns the offsets of the descriptors in a table: 32-byte entries
 // from the first 32-aligned address (when the bytes before it are zero
-// padding), skipping all-zero entries; an anchor (an address a pointer
-// names) always starts an entry, so misaligned descriptors that the
-// pointer array lists are found too.
-func walk(data []byte, base uint64, anchors map[uint64]bool) []uint64 {
+// padding), skipping all-zero entries. An anchor (an address a pointer
+// names) inside the next entry starts an entry instead, the bytes before it
+// taken for padding, so that misaligned descriptors that the pointer array
+// lists are found too, unless the entry reads as a plausible descriptor
+// (ok): a bad pointer into the middle of a good descriptor must not throw
+// the walk out of step. The caller lists what
+// such a pointer names on its own.
+func walk(data []byte, base uint64, anchors map[uint64]bool, ok func([]byte) bool) []uint64 {
 	var sorted []uint64
 	for a := range anchors {
 		if a >= base && a-base < uint64(len(data)) {
@@ -316,8 +366,12 @@ func walk(data []byte, base uint64, anchors map[uint64]bool) []uint64 {
 			k++
 		}
 		if k < len(sorted) && sorted[k] < pos+descSize && sorted[k] != pos {
-			pos = sorted[k] // the bytes before an anchor are padding
-			continue
+			a := sorted[k]
+			if !ok(data[pos : pos+descSize]) {
+				pos = a // the bytes before an anchor are padding
+				continue
+			}
+			k++ // a pointer into this entry: not followed here
 		}
 		if !allZero(data[pos : pos+descSize]) {
 			out = append(out, pos)
@@ -491,8 +545,30 @@ func (s *scanner) check(i int) {
 			}
 		}
 	}
+	if code != nil {
+		s.checkPatched(i)
+	}
 	if s.opt.Disassemble && code != nil {
 		s.disassemble(i)
+	}
+}
+
+// checkPatched compares, in a process, the section's code and the
+// signature before abort_ip with the file's bytes, which are the ones
+// judged.
+func (s *scanner) checkPatched(i int) {
+	sec := &s.obj.Sections[i]
+	n, first, mem, file := s.img.codeDiff(sec.Start, sec.PostCommitOffset)
+	if sec.Abort >= 7 {
+		if k, f, m, fb := s.img.codeDiff(sec.Abort-7, 7); k > 0 {
+			if n == 0 {
+				first, mem, file = f, m, fb
+			}
+			n += k
+		}
+	}
+	if n > 0 {
+		s.flag(i, Info, "code-differs", "the code in memory differs from the file's in %d byte(s), the first at %#x (memory %#02x, file %#02x): breakpoints of a debugger or of rseq torture, or code patched at run time. The file's bytes were judged", n, first, mem, file)
 	}
 }
 

@@ -20,7 +20,11 @@ type insn struct {
 	syscall, call, indirect, store bool
 	target                         uint64 // direct branch target
 	branch                         bool   // direct jump or conditional branch
+	uncond                         bool   // the branch is an unconditional jump
 }
+
+// maxStub bounds the instructions of a teardown stub (see stubExit).
+const maxStub = 32
 
 // disassemble decodes section i and applies the instruction rules.
 func (s *scanner) disassemble(i int) {
@@ -73,7 +77,8 @@ func (s *scanner) disassemble(i int) {
 			s.flag(i, Warning, "indirect-branch", "indirect branch at %#x (%s) inside the section: its target cannot be checked and instrumentation tools reject it", in.Addr, in.Text)
 		case in.branch:
 			t := in.target
-			if (t < sec.Start || t >= end) && t != sec.Abort && t != end && !slices.Contains(sec.Exits, t) {
+			listed := func(t uint64) bool { return t == sec.Abort || t == end || slices.Contains(sec.Exits, t) }
+			if (t < sec.Start || t >= end) && !listed(t) && !s.stubExit(decode, t, sec, listed) {
 				s.flag(i, Warning, "unlisted-exit", "branch at %#x (%s) leaves the section for %#x, which is not listed in __rseq_exit_point_array (only the abort handler and the fall-through need no entry)", in.Addr, in.Text, t)
 			}
 		}
@@ -96,6 +101,42 @@ func (s *scanner) disassemble(i int) {
 		}
 		s.flag(i, Info, "store-before-commit", "%d store(s) before the commit (at %s): they are legitimate only when speculative, i.e. harmless if the section aborts and restarts", len(before), strings.Join(list, ", "))
 	}
+}
+
+// stubExit reports whether the code at addr, outside section sec, is a
+// teardown stub: straight-line code that restores registers and then jumps
+// to a listed exit, as C libraries emit (librseq's
+// RSEQ_ASM_DEFINE_TEARDOWN). A branch from the section to such a stub is a
+// correct exit. The stub may hold up to maxStub instructions, none of them
+// a store, call, system call, indirect or conditional branch, and must end
+// in an unconditional direct jump to an address listed reports true for.
+func (s *scanner) stubExit(decode func([]byte, uint64) (insn, error), addr uint64, sec *Section, listed func(uint64) bool) bool {
+	img := s.img
+	seg := img.segmentOf(addr, 1)
+	if seg == nil || !seg.exec {
+		return false
+	}
+	// Read what the stub may span, within its segment.
+	n := min(uint64(maxStub*15), seg.vaddr+seg.memsz-(addr-img.bias))
+	code, err := img.read(addr, n)
+	if err != nil {
+		return false
+	}
+	for k, off := 0, uint64(0); k < maxStub && off < uint64(len(code)); k++ {
+		pc := addr + off
+		if sec.Contains(pc) {
+			return false
+		}
+		in, err := decode(code[off:], pc)
+		if err != nil || in.syscall || in.call || in.indirect || in.store {
+			return false
+		}
+		if in.branch {
+			return in.uncond && listed(in.target)
+		}
+		off += uint64(in.Len)
+	}
+	return false
 }
 
 func decodeX86(b []byte, pc uint64, mode int) (insn, error) {
@@ -121,6 +162,7 @@ func decodeX86(b []byte, pc uint64, mode int) (insn, error) {
 		x86asm.LOOP, x86asm.LOOPE, x86asm.LOOPNE, x86asm.LJMP:
 		if rel, ok := inst.Args[0].(x86asm.Rel); ok {
 			in.branch = true
+			in.uncond = inst.Op == x86asm.JMP
 			in.target = pc + uint64(inst.Len) + uint64(int64(rel))
 		} else {
 			in.indirect = true
@@ -172,6 +214,9 @@ func decodeARM64(b []byte, pc uint64) (insn, error) {
 				in.target = pc + uint64(int64(rel))
 			}
 		}
+		// B.cond is B with a condition as its first argument.
+		_, cond := inst.Args[0].(arm64asm.Cond)
+		in.uncond = inst.Op == arm64asm.B && !cond
 	}
 	if in.branch || inst.Op == arm64asm.BL {
 		in.Text = absoluteTarget(in.Text, inst, pc)

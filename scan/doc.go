@@ -69,7 +69,11 @@
 //     executable) segments.
 //   - ptr-mismatch (warning or error): __rseq_cs_ptr_array and the
 //     descriptors disagree: a descriptor not listed, a pointer listed twice,
-//     a null pointer, or one at a place where no descriptor starts.
+//     a null pointer, or one at a place where no descriptor starts. What
+//     such a pointer names is listed as a section of its own (Via
+//     "__rseq_cs_ptr_array") and judged by every rule, and the descriptors
+//     it overlaps are listed and judged as well: one bad pointer hides
+//     nothing.
 //   - bad-table (warning or error): a table whose size is not a multiple of
 //     its entry size, or larger than the file.
 //   - orphan-exit (warning): an exit point whose start_ip matches no
@@ -92,16 +96,30 @@
 //     when speculative, that is harmless if the section restarts.
 //   - unlisted-exit (warning): a direct branch leaving the section for an
 //     address other than abort_ip, the post-commit address or an exit listed
-//     in __rseq_exit_point_array.
+//     in __rseq_exit_point_array. A branch to a teardown stub is followed
+//     first: straight-line code outside the section (no store, call,
+//     system call or other branch; at most 32 instructions) that ends in a
+//     direct jump to one of those addresses, as librseq's
+//     RSEQ_ASM_DEFINE_TEARDOWN emits to restore registers before its exit.
+//     Such a branch is a correct exit.
 //   - undecodable, too-long (warning): the section could not be decoded or
 //     is longer than 64 KiB, so the instruction rules were not applied.
 //
-// When scanning a process, unreadable (info) notes that some memory could
-// not be read and the file's contents were used instead.
+// When scanning a process, descriptors and tables are read from its memory
+// (relocated), but code the file holds is read from the file: a process
+// under a debugger or rseq torture has breakpoints in its code, which would
+// read as other instructions. Two rules say so:
+//
+//   - code-differs (info): the section's code or the signature before
+//     abort_ip differ in memory from the file's bytes, which were judged.
+//   - unreadable (info): some memory could not be read and the file's
+//     contents were used instead.
 //
 // # Bad input
 //
 // Every size read from the file is checked against the file's size before
 // anything is allocated, and malformed input yields an error naming the
-// cause, never a panic.
+// cause (for a truncated file, the table and the offset that could not be
+// read), never a panic. ScanFile refuses anything but a regular file before
+// opening it: a FIFO would block, a device never end.
 package scan

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -70,8 +71,14 @@ func openImage(r io.ReaderAt, size int64, name string) (img *image, err error) {
 	if string(ident[:]) != elf.ELFMAG {
 		return nil, fmt.Errorf("%s: %w (bad magic %q)", name, ErrNotELF, ident[:])
 	}
+	if err := checkHeaders(r, size); err != nil {
+		return nil, fmt.Errorf("%s: malformed ELF: %w", name, err)
+	}
 	f, err := elf.NewFile(io.NewSectionReader(r, 0, size))
 	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%s: malformed ELF: reading the ELF headers of the %d-byte file: unexpected end of file", name, size)
+		}
 		return nil, fmt.Errorf("%s: malformed ELF: %w", name, err)
 	}
 	switch f.Type {
@@ -96,6 +103,105 @@ func openImage(r io.ReaderAt, size int64, name string) (img *image, err error) {
 		return nil, fmt.Errorf("%s: no loadable segments", name)
 	}
 	return img, nil
+}
+
+// checkHeaders checks that the tables elf.NewFile reads first (the ELF
+// header, the program and section header tables and the section name
+// table) lie inside the file, so that a truncated or corrupt file gets an
+// error naming what was read at which offset rather than a bare EOF.
+func checkHeaders(r io.ReaderAt, size int64) error {
+	var ident [elf.EI_NIDENT]byte
+	if _, err := r.ReadAt(ident[:], 0); err != nil {
+		return fmt.Errorf("reading the %d-byte identification at offset 0 of the %d-byte file: %v", len(ident), size, err)
+	}
+	var bo binary.ByteOrder
+	switch elf.Data(ident[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		bo = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		bo = binary.BigEndian
+	default:
+		return fmt.Errorf("unknown data encoding %d at offset %#x", ident[elf.EI_DATA], elf.EI_DATA)
+	}
+	// The offsets of e_phoff, e_shoff, e_phentsize (followed by e_phnum,
+	// e_shentsize, e_shnum and e_shstrndx) and the header's size.
+	var phoffAt, shoffAt, phentAt, ehsize int
+	is64 := false
+	switch elf.Class(ident[elf.EI_CLASS]) {
+	case elf.ELFCLASS32:
+		phoffAt, shoffAt, phentAt, ehsize = 28, 32, 42, 52
+	case elf.ELFCLASS64:
+		phoffAt, shoffAt, phentAt, ehsize = 32, 40, 54, 64
+		is64 = true
+	default:
+		return fmt.Errorf("unknown class %d at offset %#x", ident[elf.EI_CLASS], elf.EI_CLASS)
+	}
+	if size < int64(ehsize) {
+		return fmt.Errorf("the %d-bit ELF header needs %d bytes, the file has %d", 32<<b2i(is64), ehsize, size)
+	}
+	hdr := make([]byte, ehsize)
+	if _, err := r.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("reading the %d-byte ELF header at offset 0: %v", ehsize, err)
+	}
+	word := func(at int) uint64 {
+		if is64 {
+			return bo.Uint64(hdr[at:])
+		}
+		return uint64(bo.Uint32(hdr[at:]))
+	}
+	phoff, shoff := word(phoffAt), word(shoffAt)
+	phent, phnum := uint64(bo.Uint16(hdr[phentAt:])), uint64(bo.Uint16(hdr[phentAt+2:]))
+	shent, shnum := uint64(bo.Uint16(hdr[phentAt+4:])), uint64(bo.Uint16(hdr[phentAt+6:]))
+	shstrndx := uint64(bo.Uint16(hdr[phentAt+8:]))
+	within := func(what string, off, n, entsize uint64) error {
+		end := off + n*entsize
+		if n != 0 && entsize != 0 && (end/entsize < n || end < off || end > uint64(size)) {
+			return fmt.Errorf("%s (%d entries of %d bytes at offset %#x) ends at %#x, past the end of the %d-byte file", what, n, entsize, off, end, size)
+		}
+		return nil
+	}
+	if err := within("the program header table", phoff, phnum, phent); err != nil {
+		return err
+	}
+	if shoff == 0 {
+		return nil
+	}
+	if shnum == 0 {
+		shnum = 1 // extended numbering: entry 0 holds the count
+	}
+	if err := within("the section header table", shoff, shnum, shent); err != nil {
+		return err
+	}
+	if shstrndx == uint64(elf.SHN_UNDEF) || shstrndx >= shnum || shstrndx >= uint64(elf.SHN_LORESERVE) {
+		return nil // elf.NewFile names these itself
+	}
+	// The section name table's header: sh_type, sh_offset and sh_size.
+	sh := make([]byte, shent)
+	at := shoff + shstrndx*shent
+	if shent < 40 || is64 && shent < 64 {
+		return nil
+	}
+	if _, err := r.ReadAt(sh, int64(at)); err != nil {
+		return fmt.Errorf("reading the header of the section name table (section %d) at offset %#x: %v", shstrndx, at, err)
+	}
+	typ := elf.SectionType(bo.Uint32(sh[4:]))
+	off, n := uint64(bo.Uint32(sh[16:])), uint64(bo.Uint32(sh[20:]))
+	if is64 {
+		off, n = bo.Uint64(sh[24:]), bo.Uint64(sh[32:])
+	}
+	if typ != elf.SHT_NOBITS {
+		if err := within("the section name table (section "+strconv.FormatUint(shstrndx, 10)+")", off, n, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // machineName gives the name used in Object.Machine.
@@ -148,29 +254,62 @@ func (img *image) read(addr uint64, n uint64) ([]byte, error) {
 	if seg == nil {
 		return nil, fmt.Errorf("%d bytes at %#x: %w", n, addr, errOutside)
 	}
+	link := addr - img.bias
+	rel := link - seg.vaddr
 	buf := make([]byte, n)
 	if img.mem != nil {
 		_, err := img.mem.ReadAt(buf, int64(addr))
-		if err == nil {
+		if err == nil && (!seg.exec || rel+n > seg.filesz) {
 			return buf, nil
 		}
-		if !img.memFallback {
+		// Code the file holds is read from the file: the memory of a
+		// process under a debugger (or rseq torture) holds breakpoints.
+		// check compares the two and says where they differ.
+		if err != nil && !img.memFallback {
 			return nil, fmt.Errorf("reading process memory at %#x: %w", addr, err)
 		}
 		clear(buf)
 	}
-	link := addr - img.bias
-	rel := link - seg.vaddr
 	if rel < seg.filesz {
 		m := min(n, seg.filesz-rel)
 		if _, err := img.r.ReadAt(buf[:m], int64(seg.off+rel)); err != nil {
-			return nil, fmt.Errorf("reading %d bytes at %#x: %w", m, addr, err)
+			return nil, fmt.Errorf("reading %d bytes at %#x (file offset %#x): %w", m, addr, seg.off+rel, err)
 		}
 	}
 	if !seg.exec {
 		img.applyRelocs(buf, link)
 	}
 	return buf, nil
+}
+
+// codeDiff compares the n bytes of code at run-time address addr in the
+// process's memory with the file's. It returns how many differ and the
+// first that does, or 0 when they agree or either cannot be read.
+func (img *image) codeDiff(addr, n uint64) (count int, first uint64, mem, file byte) {
+	seg := img.segmentOf(addr, n)
+	if img.mem == nil || seg == nil || !seg.exec || n > maxDecode {
+		return 0, 0, 0, 0
+	}
+	rel := addr - img.bias - seg.vaddr
+	if rel+n > seg.filesz {
+		return 0, 0, 0, 0
+	}
+	m, f := make([]byte, n), make([]byte, n)
+	if _, err := img.mem.ReadAt(m, int64(addr)); err != nil {
+		return 0, 0, 0, 0
+	}
+	if _, err := img.r.ReadAt(f, int64(seg.off+rel)); err != nil {
+		return 0, 0, 0, 0
+	}
+	for k := range m {
+		if m[k] != f[k] {
+			if count == 0 {
+				first, mem, file = addr+uint64(k), m[k], f[k]
+			}
+			count++
+		}
+	}
+	return count, first, mem, file
 }
 
 // word decodes an 8- or 4-byte value of the object's byte order.

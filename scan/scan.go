@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // Severity ranks a Finding. Higher values are more serious.
@@ -171,21 +172,51 @@ type Options struct {
 	Disassemble bool
 }
 
-// ScanFile scans the ELF file at path.
+// ScanFile scans the ELF file at path. Anything but a regular file (or a
+// symbolic link to one) is refused before it is opened: opening a FIFO
+// would wait for a writer, and reading a device could go on forever.
 func ScanFile(path string, opt Options) (*Object, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, notRegular(path, st.Mode())
+	}
+	// O_NONBLOCK: should the path turn into a FIFO between the Stat and
+	// the open, the open does not wait; the type is checked again on the
+	// file opened.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err = f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
 	}
 	return Scan(f, st.Size(), path, opt)
+}
+
+// notRegular is the error for a path that is not a regular file.
+func notRegular(path string, m os.FileMode) error {
+	kind := "a special file"
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&os.ModeNamedPipe != 0:
+		kind = "a FIFO"
+	case m&os.ModeSocket != 0:
+		kind = "a socket"
+	case m&os.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&os.ModeDevice != 0:
+		kind = "a block device"
+	}
+	return fmt.Errorf("%s: not a regular file (%s)", path, kind)
 }
 
 // Scan scans the ELF image of the given size read through r; name is used

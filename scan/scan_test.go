@@ -310,11 +310,23 @@ func TestBadInput(t *testing.T) {
 	binary.LittleEndian.PutUint64(big[64+40:], 1<<40) // p_memsz
 	check("segment-past-eof", big, "outside the")
 	// Every truncation of a real binary gives an error or a result, never
-	// a panic.
+	// a panic; an error names what was being read, and where.
 	for n := 0; n < len(good); n += 97 {
-		Scan(bytes.NewReader(good[:n]), int64(n), "truncated", Options{Disassemble: true})
+		_, err := Scan(bytes.NewReader(good[:n]), int64(n), "truncated", Options{Disassemble: true})
+		if err != nil && !errors.Is(err, ErrNotELF) && !strings.Contains(err.Error(), "offset") && !strings.Contains(err.Error(), "header needs") {
+			t.Errorf("truncated to %d bytes: error %q names no offset", n, err)
+		}
 	}
-	if _, err := ScanFile(td("src"), Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	check("truncated-header", good[:40], "the 64-bit ELF header needs 64 bytes, the file has 40")
+	shoff := binary.LittleEndian.Uint64(good[40:])
+	check("truncated-section-headers", good[:shoff+100], fmt.Sprintf("the section header table (33 entries of 64 bytes at offset %#x) ends at %#x, past the end of the %d-byte file", shoff, shoff+33*64, shoff+100))
+	check("truncated-program-headers", good[:100], "the program header table (12 entries of 56 bytes at offset 0x40) ends at 0x2e0, past the end of the 100-byte file")
+	// A section name table that lies past the end of the file.
+	shstr := append([]byte{}, good...)
+	ndx := uint64(binary.LittleEndian.Uint16(good[62:]))
+	binary.LittleEndian.PutUint64(shstr[shoff+ndx*64+24:], uint64(len(good))-4) // sh_offset
+	check("shstrtab-past-eof", shstr, fmt.Sprintf("the section name table (section %d) (", ndx))
+	if _, err := ScanFile(td("src"), Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file (a directory)") {
 		t.Errorf("directory: %v", err)
 	}
 	if _, err := ScanFile(td("no-such-file"), Options{}); !errors.Is(err, os.ErrNotExist) {
@@ -454,5 +466,60 @@ func TestLegacyTable(t *testing.T) {
 	}
 	if got, want := findingsOf(obj), []finding{{"proto_add", "legacy-layout"}}; !slices.Equal(got, want) {
 		t.Errorf("findings %v, want %v", got, want)
+	}
+}
+
+// TestPointerIntoDescriptor: one __rseq_cs_ptr_array entry points 8 bytes
+// into the first descriptor. The three real descriptors are all listed and
+// clean but for the first one's missing pointer; the bogus one is listed too,
+// judged on its own, with an error naming the descriptor it overlaps.
+func TestPointerIntoDescriptor(t *testing.T) {
+	spec := manySections(3, false)
+	tables := spec.segs[1].data
+	binary.LittleEndian.PutUint64(tables[3*32:], 0x600000+8) // ptrs[0]
+	data := spec.bytes()
+	obj, err := Scan(bytes.NewReader(data), int64(len(data)), "bogus", Options{Disassemble: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var real []Section
+	var bogus *Section
+	bogusIdx := -1
+	for i, s := range obj.Sections {
+		if s.Descriptor == 0x600008 {
+			bogus, bogusIdx = &obj.Sections[i], i
+		} else {
+			real = append(real, s)
+		}
+	}
+	if len(real) != 3 || bogus == nil {
+		t.Fatalf("sections %+v; want the 3 real ones and the one at 0x600008", obj.Sections)
+	}
+	for i, s := range real {
+		if s.Descriptor != 0x600000+32*uint64(i) || s.Start != 0x401000+16*uint64(i) || s.Via != secCS || s.Symbol != "fn"+itoa(i) {
+			t.Errorf("real section %d = %+v", i, s)
+		}
+	}
+	if bogus.Via != secPtrs {
+		t.Errorf("bogus section found via %s", bogus.Via)
+	}
+	var overlapMsg bool
+	for _, f := range obj.Findings {
+		t.Logf("%v %s %d: %s", f.Severity, f.Rule, f.Section, f.Message)
+		if f.Section == bogusIdx {
+			if f.Rule == "ptr-mismatch" && f.Severity == Error && strings.Contains(f.Message, "8 bytes into the descriptor at 0x600000") {
+				overlapMsg = true
+			}
+			continue
+		}
+		if f.Section < 0 || obj.Sections[f.Section].Descriptor != 0x600000 || f.Rule != "ptr-mismatch" || f.Severity != Warning {
+			t.Errorf("unexpected finding %v %s on section %d: %s", f.Severity, f.Rule, f.Section, f.Message)
+		}
+	}
+	if !overlapMsg {
+		t.Errorf("no ptr-mismatch error on the bogus descriptor naming the one it overlaps")
+	}
+	if !slices.ContainsFunc(obj.Findings, func(f Finding) bool { return f.Section == bogusIdx && f.Rule == "version-flags" }) {
+		t.Errorf("the bogus descriptor was not judged by the descriptor rules")
 	}
 }

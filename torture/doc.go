@@ -48,6 +48,20 @@
 // The program's own checks decide correctness: it must exit as it does
 // untortured.
 //
+// The report tells apart, for each point not covered: a section the
+// program never entered (no thread reached any of its points); a point of
+// an entered section unreachable in this run (never reached although the
+// torture ran to its end and every point reached was covered, so nothing
+// kept a pass from it: the body of a loop that never iterates, say); and a
+// missed point, with the reason (not reached before the torture ended,
+// still behind earlier points needing aborts, or a ptrace request or memory
+// write that failed there). Report.EnteredCoverage measures the entered
+// sections less their unreachable points; Report.Coverage every point.
+//
+// Closing Config.Stop (on SIGINT, say) ends the run at once: the program is
+// killed and the partial report comes back with Interrupted set. A program
+// still running at the end of Config.Grace is killed too (Killed).
+//
 // Run works on linux/amd64 and linux/arm64; elsewhere it returns an error
 // wrapping errors.ErrUnsupported.
 package torture

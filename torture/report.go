@@ -32,6 +32,10 @@ type Config struct {
 	Inject time.Duration
 	// Filter, if not nil, selects the sections to torture.
 	Filter func(*scan.Section) bool
+	// Stop, if not nil, ends the run early when it is closed (on SIGINT,
+	// say): the program is killed and Run returns the partial report with
+	// Interrupted set.
+	Stop <-chan struct{}
 	// Progress, if not nil, receives a progress line every ProgressEvery
 	// (default 1s).
 	Progress      io.Writer
@@ -87,8 +91,17 @@ type SectionReport struct {
 	// while the other threads ran on their CPU.
 	CommitStalls     int `json:"commit_stalls"`
 	PostCommitStalls int `json:"post_commit_stalls"`
-	// Missed lists the offsets of the points not covered.
-	Missed []uint64 `json:"missed,omitempty"`
+	// Entered is set when a thread reached one of the section's points.
+	Entered bool `json:"entered"`
+	// Missed lists the offsets of the points not covered, other than the
+	// unreachable ones, and Reasons says why for each (same order).
+	Missed  []uint64 `json:"missed,omitempty"`
+	Reasons []string `json:"missed_reasons,omitempty"`
+	// Unreachable lists the offsets of the points of an entered section
+	// that no pass reached although nothing kept them from it (a loop
+	// that never iterates in this run, a branch never taken): the
+	// program's run never needed them.
+	Unreachable []uint64 `json:"unreachable,omitempty"`
 	// Note explains a section that could not be tortured.
 	Note string `json:"note,omitempty"`
 }
@@ -96,9 +109,21 @@ type SectionReport struct {
 // Report is the outcome of a run.
 type Report struct {
 	Sections []SectionReport `json:"sections"`
-	Points   int             `json:"points"`
-	Covered  int             `json:"covered"`
-	Aborts   int             `json:"aborts"`
+	// Points and Covered count every point of every section.
+	Points  int `json:"points"`
+	Covered int `json:"covered"`
+	// Entered and NotEntered count the sections (with points) the
+	// program entered and never entered; Unreachable the points of
+	// entered sections unreachable in this run (see SectionReport).
+	Entered     int `json:"entered"`
+	NotEntered  int `json:"not_entered"`
+	Unreachable int `json:"unreachable"`
+	// EnteredPoints counts the points of the entered sections, less the
+	// unreachable ones, and EnteredCovered those covered: the default
+	// measure of coverage (EnteredCoverage).
+	EnteredPoints  int `json:"entered_points"`
+	EnteredCovered int `json:"entered_covered"`
+	Aborts         int `json:"aborts"`
 	// Stalls is the number of stalls of each kind wanted per section;
 	// CommitStalls and PostCommitStalls are the totals made.
 	Stalls           int `json:"stalls"`
@@ -115,8 +140,11 @@ type Report struct {
 	// Killed is set when torture killed the program at the end of Grace.
 	Killed bool `json:"killed"`
 	// TimedOut is set when Timeout ended the torture.
-	TimedOut bool          `json:"timed_out"`
-	Duration time.Duration `json:"duration_ns"`
+	TimedOut bool `json:"timed_out"`
+	// Interrupted is set when Config.Stop ended the run: the program was
+	// killed and the report is partial.
+	Interrupted bool          `json:"interrupted"`
+	Duration    time.Duration `json:"duration_ns"`
 	// LastAbort is when the last abort was forced, from the start.
 	LastAbort time.Duration `json:"last_abort_ns"`
 	// Processes and Threads count the tasks followed.
@@ -126,12 +154,24 @@ type Report struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-// Coverage returns Covered/Points as a percentage (100 with no points).
+// Coverage returns Covered/Points, every point of every section, as a
+// percentage (100 with no points).
 func (r *Report) Coverage() float64 {
-	if r.Points == 0 {
+	return percent(r.Covered, r.Points)
+}
+
+// EnteredCoverage returns EnteredCovered/EnteredPoints as a percentage
+// (100 with no points): the coverage of the sections the program entered,
+// less their points unreachable in this run.
+func (r *Report) EnteredCoverage() float64 {
+	return percent(r.EnteredCovered, r.EnteredPoints)
+}
+
+func percent(n, of int) float64 {
+	if of == 0 {
 		return 100
 	}
-	return 100 * float64(r.Covered) / float64(r.Points)
+	return 100 * float64(n) / float64(of)
 }
 
 // StallsDone reports whether every section got the stalls wanted: its

@@ -55,7 +55,8 @@ import (
 // that fence the CPU, which a stopped thread does not see): it is for
 // programs whose sections are indexed by CPU, or by a concurrency id,
 // which stays with the CPU while the thread is held there for a few
-// milliseconds.
+// milliseconds (a hold never lasts longer than maxHold, well below the
+// 100 ms after which Linux 6.x reclaims an unused CPU's concurrency id).
 
 // debugStalls, set by GORSEQ_TORTURE_DEBUG=stalls in the environment,
 // traces the stalls on standard error.
@@ -185,11 +186,21 @@ func (t *tracer) stallTick() {
 	t.endStall()
 }
 
+// maxHold bounds every hold. A held thread is stopped, and its CPU runs
+// nothing of the process meanwhile; Linux 6.x kernels reclaim the
+// concurrency id (mm_cid) of such a CPU once it has gone unused for 100 ms
+// (the periodic mm_cid scan) and give it to another thread, so that a
+// commit made after a longer hold, with rseq_cs cleared, would write the
+// slot of a concurrency id that another thread holds: a lost update no
+// real schedule produces. (Seen in an arm64 Linux 6.12 guest, under TCG,
+// with holds of up to 150 ms.)
+const maxHold = 50 * time.Millisecond
+
 // holdFor starts the hold of s: at least StallTime, and until the other
-// threads have run StallTime/2 (at most ten times StallTime).
+// threads have run StallTime/2, at most ten times StallTime or maxHold.
 func (t *tracer) holdFor(s *stall) {
 	now := time.Now()
-	s.phase, s.until, s.latest = holding, now.Add(t.cfg.StallTime), now.Add(10*t.cfg.StallTime)
+	s.phase, s.until, s.latest = holding, now.Add(min(t.cfg.StallTime, maxHold)), now.Add(min(10*t.cfg.StallTime, maxHold))
 	s.ran = t.othersRan(s)
 }
 

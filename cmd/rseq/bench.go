@@ -28,24 +28,45 @@ func init() {
 	})
 }
 
-const benchUsage = `usage: rseq bench [--count N] [--benchtime D] [--bench REGEXP] [--svg FILE] [--dir DIR]
+const benchUsage = `usage: rseq bench [--count N] [--benchtime D] [--bench REGEXP] [--svg FILE] [--dir DIR | --builtin]
 
-Runs the benchmarks of the bench module of the github.com/gorseq/rseq source
-tree (go test -run='^$' -bench=REGEXP -count=N ./... in its bench directory)
-and prints, for each structure and case, the median ns/op of every
-implementation and how many times slower it is than the rseq one. The go
-command must be installed. The bench directory is found from the current
-directory upwards (a go.mod of module github.com/gorseq/rseq with a bench/
-directory next to it), or given with --dir.
+Compares the per-CPU structures of package percpu (Counter, Pool, Value,
+RWMutex) with their peers, and prints, for each structure and case, the
+median ns/op of every implementation and how many times slower it is than
+the rseq one. RWMutex runs read-only (RWMutexRead) and with one write in
+every 100 operations (RWMutexWrite1pct), against sync.RWMutex and, in the
+bench module, a sync.RWMutex per P.
 
-RWMutex is compared with sync.RWMutex and a sync.RWMutex per P (the sharded
-lock Go programs build today), read-only and with 1% writes, in one goroutine
-("single") and in GOMAXPROCS goroutines ("parallel").
+Two ways to run:
 
-Counter's "asmcall" row is not a counter: it calls an empty assembly function
-with Counter.Add's arguments in the same loop, the least that any Go call into
-a restartable section costs on this machine.
+  built-in    the standard library's peers (atomic.Int64, sync.Mutex,
+              sync.RWMutex, sync.Pool) and the empty assembly calls, compiled
+              into this binary and run with testing.Benchmark: no source tree
+              and no Go toolchain needed. Used outside the source tree, when
+              the go command is missing, or with --builtin.
+  bench module  go test -run='^$' -bench=REGEXP -count=N ./... in the bench
+              module of the github.com/gorseq/rseq source tree: the same
+              cases plus the third-party and hand-made peers (xsync, per-P
+              procPin shards, a channel pool, C with glibc's area). Used when
+              the source tree is found from the current directory upwards (a
+              go.mod of module github.com/gorseq/rseq with a bench/ directory
+              next to it) and the go command is installed, or with --dir.
+
+The default run (5 runs of 100ms per benchmark built in, 3 in the bench
+module) takes well under 30 seconds; progress goes to stderr. --bench is
+matched against GROUP/CASE/IMPL names such as Counter/single/atomic.
+
+The "asmcall" rows are not structures: they call empty assembly functions
+with the arguments of the structure's sections in the same loop, the least
+that any Go call into a restartable section costs on this machine.
 `
+
+// Defaults of the two ways to run.
+const (
+	builtinCount  = 5
+	moduleCount   = 3
+	defaultBenchT = "100ms"
+)
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -54,11 +75,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	count := fs.Int("count", 6, "runs of each benchmark (the table shows medians)")
-	benchtime := fs.String("benchtime", "", "go test -benchtime value (default: go's 1s)")
-	pattern := fs.String("bench", ".", "go test -bench regular expression")
+	count := fs.Int("count", 0, "runs of each benchmark; the table shows medians (default 5 built in, 3 in the bench module)")
+	benchtime := fs.String("benchtime", defaultBenchT, "time (or count, such as 1000x) of each run")
+	pattern := fs.String("bench", ".", "run the benchmarks matching this regular expression")
 	svgFile := fs.String("svg", "", "write a bar chart of the medians to this SVG file")
 	dir := fs.String("dir", "", "the bench module's directory (default: found from the current directory)")
+	builtin := fs.Bool("builtin", false, "run the built-in comparison even inside the source tree")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -70,44 +92,77 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if *count < 1 {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["count"] && *count < 1 {
 		fmt.Fprintf(stderr, "rseq bench: --count %d: want at least 1\n", *count)
 		return 2
 	}
-	if *benchtime != "" {
-		if err := checkBenchtime(*benchtime); err != nil {
-			fmt.Fprintf(stderr, "rseq bench: --benchtime %q: %v\n", *benchtime, err)
-			return 2
-		}
+	if err := checkBenchtime(*benchtime); err != nil {
+		fmt.Fprintf(stderr, "rseq bench: --benchtime %q: %v\n", *benchtime, err)
+		return 2
 	}
-	if _, err := regexp.Compile(*pattern); err != nil {
+	re, err := regexp.Compile(*pattern)
+	if err != nil {
 		fmt.Fprintf(stderr, "rseq bench: --bench %q: %v\n", *pattern, err)
 		return 2
 	}
+	if *builtin && *dir != "" {
+		fmt.Fprintln(stderr, "rseq bench: --builtin and --dir exclude each other")
+		return 2
+	}
+	// Which way to run: the bench module when asked (--dir) or found with a
+	// go command; the built-in comparison otherwise.
 	bdir := *dir
-	if bdir == "" {
+	goCmd := ""
+	if bdir != "" {
+		if err := checkBenchDir(bdir); err != nil {
+			fmt.Fprintf(stderr, "rseq bench: --dir: %v\n", err)
+			return 1
+		}
+		if goCmd, err = exec.LookPath("go"); err != nil {
+			fmt.Fprintf(stderr, "rseq bench: --dir: the go command is needed to run the bench module: %v\n", err)
+			return 1
+		}
+	} else if !*builtin {
+		why := ""
 		wd, err := os.Getwd()
+		if err == nil {
+			bdir, err = findBenchDir(wd)
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "rseq bench: %v\n", err)
+			why = "no source tree here"
+			bdir = ""
+		} else if goCmd, err = exec.LookPath("go"); err != nil {
+			why = "no go command"
+			bdir = ""
+		}
+		if bdir == "" {
+			fmt.Fprintf(stderr, "rseq bench: %s: running the built-in comparison with the standard library's peers (the third-party peers need the source tree's bench module and the go command)\n", why)
+		}
+	}
+	var res *benchResults
+	if bdir == "" {
+		n := builtinCount
+		if set["count"] {
+			n = *count
+		}
+		res = runBuiltinBench(re, n, *benchtime, stderr)
+		if res == nil {
+			fmt.Fprintf(stderr, "rseq bench: no built-in benchmark matches --bench %q\n", *pattern)
 			return 1
 		}
-		if bdir, err = findBenchDir(wd); err != nil {
-			fmt.Fprintf(stderr, "rseq bench: %v\n", err)
+		if len(res.Keys) == 0 {
+			fmt.Fprintln(stderr, "rseq bench: every benchmark failed")
 			return 1
 		}
-	} else if err := checkBenchDir(bdir); err != nil {
-		fmt.Fprintf(stderr, "rseq bench: --dir: %v\n", err)
-		return 1
+		return finishBench(res, *svgFile, stdout, stderr)
 	}
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintf(stderr, "rseq bench: the go command is needed to run the benchmarks: %v\n", err)
-		return 1
+	n := moduleCount
+	if set["count"] {
+		n = *count
 	}
-	goArgs := []string{"test", "-run=^$", "-bench=" + *pattern, "-count=" + strconv.Itoa(*count)}
-	if *benchtime != "" {
-		goArgs = append(goArgs, "-benchtime="+*benchtime)
-	}
+	goArgs := []string{"test", "-run=^$", "-bench=" + *pattern, "-count=" + strconv.Itoa(n), "-benchtime=" + *benchtime}
 	goArgs = append(goArgs, "./...")
 	fmt.Fprintf(stderr, "rseq bench: in %s: go %s\n", bdir, strings.Join(goArgs, " "))
 
@@ -120,7 +175,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	cmd.Stderr = io.MultiWriter(&out, stderr)
 	runErr := cmd.Run()
 
-	res, err := parseBench(&out)
+	res, err = parseBench(&out)
 	if err != nil {
 		fmt.Fprintf(stderr, "rseq bench: %v\n", err)
 		if runErr != nil {
@@ -128,19 +183,25 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	writeBenchTable(stdout, res)
-	if *svgFile != "" {
-		var b bytes.Buffer
-		writeBenchSVG(&b, res)
-		if err := os.WriteFile(*svgFile, b.Bytes(), 0o644); err != nil {
-			fmt.Fprintf(stderr, "rseq bench: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "rseq bench: chart written to %s\n", *svgFile)
-	}
+	status := finishBench(res, *svgFile, stdout, stderr)
 	if runErr != nil {
 		fmt.Fprintf(stderr, "rseq bench: go test: %v (the table shows the benchmarks that ran)\n", runErr)
 		return 1
+	}
+	return status
+}
+
+// finishBench prints the table and writes the chart.
+func finishBench(res *benchResults, svgFile string, stdout, stderr io.Writer) int {
+	writeBenchTable(stdout, res)
+	if svgFile != "" {
+		var b bytes.Buffer
+		writeBenchSVG(&b, res)
+		if err := os.WriteFile(svgFile, b.Bytes(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "rseq bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "rseq bench: chart written to %s\n", svgFile)
 	}
 	return 0
 }

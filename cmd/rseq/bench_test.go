@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,6 +223,7 @@ func TestBenchFlags(t *testing.T) {
 		{"--benchtime", "fast"},
 		{"--bench", "("},
 		{"extra"},
+		{"--builtin", "--dir", "."},
 	} {
 		var out, errb bytes.Buffer
 		if code := benchMain(args, &out, &errb); code != 2 {
@@ -275,5 +277,87 @@ func TestBenchRun(t *testing.T) {
 	}
 	if b, err := os.ReadFile(svg); err != nil || !bytes.Contains(b, []byte("<svg")) {
 		t.Errorf("SVG not written: %v", err)
+	}
+}
+
+// TestBenchBuiltin runs a few built-in benchmarks (testing.Benchmark in
+// this process) for a fixed number of iterations.
+func TestBenchBuiltin(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "b.svg")
+	var out, errb bytes.Buffer
+	code := benchMain([]string{"--builtin", "--bench", "^Counter/single/(rseq|atomic|asmcall)$|^Value/parallel/rwmutex$", "--count", "2", "--benchtime", "200x", "--svg", svg}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, r := range [][2]string{{"Counter/single", "rseq"}, {"Counter/single", "atomic"}, {"Counter/single", "asmcall"}, {"Value/parallel", "rwmutex"}} {
+		if i := indexRow(lines, r[0], r[1]); i < 0 {
+			t.Errorf("no %s %s row:\n%s", r[0], r[1], out.String())
+		} else if f := strings.Fields(lines[i]); f[3] != "2" {
+			t.Errorf("row %q: want 2 runs", lines[i])
+		}
+	}
+	if indexRow(lines, "Counter/single", "asmcall-add") >= 0 || indexRow(lines, "Pool/single", "rseq") >= 0 {
+		t.Errorf("--bench not applied:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "# built-in comparison") || !strings.Contains(out.String(), "# operations=") {
+		t.Errorf("no header:\n%s", out.String())
+	}
+	if !strings.Contains(errb.String(), "rseq bench: 8/8 Value/parallel/rwmutex") {
+		t.Errorf("no progress lines on stderr:\n%s", errb.String())
+	}
+	if b, err := os.ReadFile(svg); err != nil || !bytes.Contains(b, []byte("rwmutex")) {
+		t.Errorf("SVG not written: %v", err)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := benchMain([]string{"--builtin", "--bench", "^xsync$"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no built-in benchmark matches") {
+		t.Errorf("no match: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestBenchOutsideTree: without the source tree, rseq bench runs the
+// built-in comparison and says why.
+func TestBenchOutsideTree(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out, errb bytes.Buffer
+	code := benchMain([]string{"--bench", "^Pool/single/syncpool$", "--count", "1", "--benchtime", "100x"}, &out, &errb)
+	if code != 0 || !strings.Contains(errb.String(), "no source tree here: running the built-in comparison") ||
+		indexRow(strings.Split(out.String(), "\n"), "Pool/single", "syncpool") < 0 {
+		t.Errorf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
+
+// TestBenchInstalled builds the command and runs it as an installed binary
+// would run: outside the source tree, with no go command on PATH.
+func TestBenchInstalled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build with")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rseq")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "bench", "--count", "1", "--benchtime", "50x", "--svg", "b.svg")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH=/nonexistent")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, g := range []string{"Counter/single", "Counter/parallel", "Pool/single", "Pool/parallel", "Value/single", "Value/parallel",
+		"RWMutexRead/single", "RWMutexRead/parallel", "RWMutexWrite1pct/single", "RWMutexWrite1pct/parallel"} {
+		if indexRow(lines, g, "rseq") < 0 {
+			t.Errorf("no %s rseq row:\n%s", g, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.svg")); err != nil {
+		t.Error(err)
 	}
 }

@@ -6,6 +6,7 @@
 //	rseq scan [flags] FILE...     list and validate critical sections in ELF files
 //	rseq ps [--json] PID...       show the rseq registration of every thread
 //	rseq torture [flags] -- CMD   force aborts at every instruction of CMD's sections
+//	rseq stat [flags]             live abort counts per section, for one process or all
 //	rseq bench [flags]            compare per-CPU counters with their peers
 //
 // Each subcommand lives in its own file of this directory and registers itself

@@ -3,12 +3,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gorseq/rseq/internal/prebuilt"
 	"github.com/gorseq/rseq/scan"
@@ -62,18 +68,22 @@ func TestTortureCommand(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	inc20 := sectionName(t, bin, "inc20")
-	for _, want := range []string{"ok: sums 40000\n", "coverage: 25/25 abort points (100.0%", inc20 + " ", "result: the program survived"} {
+	for _, want := range []string{"ok: sums 40000\n", "coverage: 25/25 abort points of the 2 sections entered (100.0%", inc20 + " ", "result: the program survived"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 
-	code, out, errs = runTortureCmd(t, "--progress", "0", "--json", "--section", "^inc5", "--", bin, "1", "1000")
+	code, out, errs = runTortureCmd(t, "--progress", "0", "--json", "-", "--section", "^inc5", "--", bin, "1", "1000")
 	if code != tortureOK {
 		t.Fatalf("--json: exit %d\n%s\n%s", code, out, errs)
 	}
-	// The program's own line comes first, then the JSON report.
-	i := strings.Index(out, "{")
+	// Standard output holds the JSON report alone; the program's own
+	// line went to standard error.
+	if !strings.Contains(errs, "ok: sums 1000\n") {
+		t.Errorf("the program's output is not on stderr: %q", errs)
+	}
+	i := 0
 	var rep struct {
 		Sections []struct {
 			Symbol          string
@@ -82,8 +92,8 @@ func TestTortureCommand(t *testing.T) {
 		Coverage float64 `json:"coverage_percent"`
 		Survived bool
 	}
-	if i < 0 || json.Unmarshal([]byte(out[i:]), &rep) != nil {
-		t.Fatalf("no JSON report in %q", out)
+	if err := json.Unmarshal([]byte(out[i:]), &rep); err != nil {
+		t.Fatalf("standard output is not one JSON report (%v): %q", err, out)
 	}
 	if len(rep.Sections) != 1 || !strings.HasPrefix(rep.Sections[0].Symbol, "inc5") || rep.Sections[0].Covered != 5 || rep.Coverage != 100 || !rep.Survived {
 		t.Errorf("report %+v", rep)
@@ -121,10 +131,14 @@ func TestTortureCommandErrors(t *testing.T) {
 	if code, _, _ := runTortureCmd(t, "--reps", "0", "--", "true"); code != tortureUsage {
 		t.Errorf("--reps 0: exit %d", code)
 	}
-	// A program without sections: nothing to cover.
+	// A program without sections: nothing to cover, and the report says
+	// so plainly (no "0/0 (100.0%)").
 	code, out, _ := runTortureCmd(t, "--progress", "0", "--", "true")
-	if code != tortureLowCoverage || !strings.Contains(out, "no critical sections found") {
+	if code != tortureLowCoverage || !strings.Contains(out, "coverage: none: the program has no critical sections") || strings.Contains(out, "0/0") {
 		t.Errorf("true: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runTortureCmd(t, "--json", "--", "true"); code != tortureUsage || !strings.Contains(errs, "--json needs a FILE") {
+		t.Errorf("--json without a file: exit %d, %q", code, errs)
 	}
 	if code, _, _ := runTortureCmd(t, "--progress", "0", "--min-coverage", "0", "--", "true"); code != tortureOK {
 		t.Errorf("true with --min-coverage 0: exit %d", code)
@@ -134,5 +148,75 @@ func TestTortureCommandErrors(t *testing.T) {
 	}
 	if code, _, _ := runTortureCmd(t, "--progress", "0", "--expect-exit", "1", "--min-coverage", "0", "--", "false"); code != tortureOK {
 		t.Errorf("false with --expect-exit 1: exit %d", code)
+	}
+}
+
+// TestTortureCommandHung: a program still running at the end of --grace is
+// killed, and that is a failure with its own exit status.
+func TestTortureCommandHung(t *testing.T) {
+	bin := buildPercpu(t, "")
+	code, out, errs := runTortureCmd(t, "--progress", "0", "--timeout", "300ms", "--grace", "300ms", "--", bin, "1", "1000000000000")
+	if code != tortureHung || !strings.Contains(out, "program: HUNG") || !strings.Contains(out, "result: the program HUNG") {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, tortureHung, out, errs)
+	}
+}
+
+// TestTortureCommandInterrupted: SIGTERM ends the run; the partial report
+// is printed and the exit status says it was interrupted.
+func TestTortureCommandInterrupted(t *testing.T) {
+	bin := buildPercpu(t, "")
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var out bytes.Buffer
+	go func() {
+		done <- run([]string{"torture", "--progress", "50ms", "--", bin, "1", "1000000000000"}, &out, pw)
+		pw.Close()
+	}()
+	// Once a progress line shows, torture runs: send it SIGTERM.
+	br := bufio.NewReader(pr)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "torture:") {
+		t.Fatalf("first line on stderr %q, %v", line, err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	go io.Copy(io.Discard, br)
+	select {
+	case code := <-done:
+		if code != tortureInterrupted || !strings.Contains(out.String(), "result: INTERRUPTED") || !strings.Contains(out.String(), "coverage: ") {
+			t.Fatalf("exit %d, want %d\n%s", code, tortureInterrupted, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("rseq torture still running 20s after SIGTERM")
+	}
+}
+
+// TestTortureCommandPartial: with a section never entered and a loop that
+// never iterates, the default coverage (entered sections, less the
+// unreachable points) is complete; --all-sections counts everything; the
+// --json FILE report leaves standard output to the program and the table.
+func TestTortureCommandPartial(t *testing.T) {
+	bin := buildPercpu(t, "PARTIAL")
+	file := filepath.Join(t.TempDir(), "report.json")
+	code, out, errs := runTortureCmd(t, "--progress", "0", "--json", file, "--", bin, "1", "2000")
+	if code != tortureOK || !strings.Contains(out, "; not counted: 3 point(s) unreachable in this run, 1 section(s) never entered") ||
+		!strings.Contains(out, "never entered") || !strings.Contains(out, "unreachable in this run [") || !strings.Contains(out, "ok: sums 2000") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		NotEntered  int     `json:"not_entered"`
+		Unreachable int     `json:"unreachable"`
+		Coverage    float64 `json:"coverage_percent"`
+		Of          string  `json:"coverage_of"`
+		Status      int     `json:"exit_status"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || rep.NotEntered != 1 || rep.Unreachable != 3 || rep.Coverage != 100 || rep.Of != "entered" || rep.Status != 0 {
+		t.Errorf("JSON report %+v, %v:\n%s", rep, err, b)
+	}
+	code, out, errs = runTortureCmd(t, "--progress", "0", "--all-sections", "--", bin, "1", "2000")
+	if code != tortureLowCoverage || !strings.Contains(out, "abort points of all 4 sections") {
+		t.Fatalf("--all-sections: exit %d, want %d\n%s\n%s", code, tortureLowCoverage, out, errs)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -143,6 +145,14 @@ var (
 	ordering = Killer{Pkg: ".", Run: "^TestArm64AcquireRelease$", Timeout: 120 * time.Second, Host: true}
 )
 
+// sectionShape checks, in the assembly source of both architectures,
+// that every section reads its index first, right after arming rseq_cs,
+// and that its abort handler jumps back before the arming: the one killer
+// of a stale index where the update is a single read-modify-write
+// instruction (AddCPU on amd64), which no sum can catch. Host only: it
+// reads the source.
+var sectionShape = Killer{Pkg: ".", Run: "^TestSectionsReadTheirIndexInside$", Timeout: 60 * time.Second, Host: true}
+
 // rootTest is a killer among the root package's tests.
 func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 150 * time.Second} }
 
@@ -201,6 +211,42 @@ func arm64Stale(sec, next string) Edit {
 	}
 }
 
+// amd64StaleCPU moves the index read of a per-CPU counter section (no
+// result; the index lands in CX and is shifted next) before the restart
+// label, through R9.
+func amd64StaleCPU(sec string) Edit {
+	return Edit{File: amd64S,
+		Find: asm("restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tMOVL\t(R8), CX\t// rseq:start "+sec,
+			"\tSHLQ\t$7, CX"),
+		Replace: asm("\tMOVL\t(R8), R9",
+			"restart:",
+			"\tLEAQ\tDESC_"+sec+", AX",
+			"\tMOVQ\tAX, 8(R8)",
+			"\tMOVQ\tR9, CX\t// rseq:start "+sec,
+			"\tSHLQ\t$7, CX"),
+	}
+}
+
+// arm64StaleCPU is amd64StaleCPU for arm64: the index is read into R4 and
+// shifted into R5.
+func arm64StaleCPU(sec string) Edit {
+	return Edit{File: arm64S,
+		Find: asm("restart:",
+			"\tMOVD\t$DESC_"+sec+", R10",
+			"\tMOVD\tR10, 8(R8)",
+			"\tMOVWU\t(R8), R4\t// rseq:start "+sec,
+			"\tLSL\t$7, R4, R5"),
+		Replace: asm("\tMOVWU\t(R8), R4",
+			"restart:",
+			"\tMOVD\t$DESC_"+sec+", R10",
+			"\tMOVD\tR10, 8(R8)",
+			"\tLSL\t$7, R4, R5\t// rseq:start "+sec),
+	}
+}
+
 // amd64NoRearm and arm64NoRearm move the restart label past the arming of
 // rseq_cs: the first pass arms, restarts do not.
 func amd64NoRearm(sec string) Edit {
@@ -225,12 +271,12 @@ func doubled(file, line string) Edit {
 
 // stale is the stale-index mutant of sec.
 func stale(arch, sec string, e Edit, ci bool) Mutant {
-	return Mutant{Name: arch + "/" + sec + "/index-before-restart", Kind: StaleIndex, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+	return Mutant{Name: arch + "/" + sec + "/index-before-restart", Kind: StaleIndex, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo, sectionShape}, CI: ci}
 }
 
 // noRearm is the no-re-arm mutant of sec.
 func noRearm(arch, sec string, e Edit, ci bool) Mutant {
-	return Mutant{Name: arch + "/" + sec + "/abort-skips-rearm", Kind: NoRearm, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo}, CI: ci}
+	return Mutant{Name: arch + "/" + sec + "/abort-skips-rearm", Kind: NoRearm, Arch: arch, Edits: []Edit{e}, Kill: []Killer{tortureGo, sectionShape}, CI: ci}
 }
 
 // catalogue is every mutant.
@@ -247,6 +293,8 @@ var catalogue = []Mutant{
 	stale("amd64", "takeHandle", amd64StaleSlot("takeHandle"), false),
 	stale("amd64", "claimHandle", amd64StaleSlot("claimHandle"), false),
 	stale("amd64", "putHandle", amd64StaleSlot("putHandle"), false),
+	stale("amd64", "addCPU", amd64StaleCPU("addCPU"), false),
+	stale("amd64", "addFloat64CPU", amd64StaleCPU("addFloat64CPU"), false),
 	stale("arm64", "add", arm64Stale("add", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "addIndirect", arm64Stale("addIndirect", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "pop", arm64Stale("pop", "\tMUL\tR1, R4, R5"), false),
@@ -257,6 +305,8 @@ var catalogue = []Mutant{
 	stale("arm64", "takeHandle", arm64Stale("takeHandle", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "claimHandle", arm64Stale("claimHandle", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "putHandle", arm64Stale("putHandle", "\tMUL\tR1, R4, R5"), false),
+	stale("arm64", "addCPU", arm64StaleCPU("addCPU"), false),
+	stale("arm64", "addFloat64CPU", arm64StaleCPU("addFloat64CPU"), false),
 
 	// A value read after the commit: the table entry TakeHandle returns,
 	// the handle ClaimHandle returns. Killed by torture's post-commit
@@ -385,6 +435,9 @@ var catalogue = []Mutant{
 	{Name: "amd64/putHandle/double-store", Kind: DoubleStore, Arch: "amd64",
 		Edits: []Edit{doubled(amd64S, "\tMOVQ\tR10, (CX)\t// rseq:commit putHandle")},
 		Kill:  []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")}},
+	{Name: "amd64/addCPU/double-add", Kind: DoubleStore, Arch: "amd64",
+		Edits: []Edit{doubled(amd64S, "\tADDQ\tBX, (DI)(CX*1)\t// rseq:commit addCPU")},
+		Kill:  []Killer{tortureGo, rootTest("^TestParamAddCPU$")}},
 	{Name: "arm64/add/double-store", Kind: DoubleStore, Arch: "arm64",
 		Edits: []Edit{doubled(arm64S, "\tMOVD\tR6, (R0)(R5)\t// rseq:commit add")},
 		Kill:  []Killer{tortureGo}},
@@ -400,7 +453,9 @@ var catalogue = []Mutant{
 	noRearm("amd64", "copyCommit", amd64NoRearm("copyCommit"), false),
 	noRearm("amd64", "takeHandle", amd64NoRearm("takeHandle"), false),
 	noRearm("arm64", "add", arm64NoRearm("add"), false),
+	noRearm("amd64", "addFloat64CPU", amd64NoRearm("addFloat64CPU"), false),
 	noRearm("arm64", "putHandle", arm64NoRearm("putHandle"), false),
+	noRearm("arm64", "addCPU", arm64NoRearm("addCPU"), false),
 
 	// arm64 ordering: a release store or an acquire load made plain.
 	// TCG on an x86 host cannot show the reordering; the documented
@@ -460,6 +515,11 @@ var catalogue = []Mutant{
 			Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(v)))\n\tmu.Lock()\n\tdefer mu.Unlock()\n\tif atomic.LoadUintptr(v) != expect",
 			Replace: "\tif atomic.LoadUintptr(v) != expect"}},
 		Kill: []Killer{fallbackLocks, fallbackModes}},
+	{Name: "go/rseq/addFloat64CPUFallback/no-lock", Kind: FallbackUnlocked,
+		Edits: []Edit{{File: "ops_cpu.go",
+			Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(p)))\n\tmu.Lock()\n\tatomic.StoreUint64(p, math.Float64bits(math.Float64frombits(atomic.LoadUint64(p))+x))\n\tmu.Unlock()\n",
+			Replace: "\tatomic.StoreUint64(p, math.Float64bits(math.Float64frombits(atomic.LoadUint64(p))+x))\n"}},
+		Kill: []Killer{fallbackLocks}},
 	{Name: "go/rseq/popFallback/no-lock", Kind: FallbackUnlocked,
 		Edits: []Edit{
 			{File: "ops_fallback.go",

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command mutate is the project's mutation-testing harness: it plants known
 // bugs (mutants) in a copy of the tree, one at a time, and checks that the
 // tests kill each of them.

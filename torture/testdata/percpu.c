@@ -17,6 +17,10 @@
 //                must step over its breakpoints without aborting)
 //   -DBROKEN     inc5 stores the counter before its commit: an abort after
 //                that store double-counts, and the final check fails
+//   -DPARTIAL    two more sections: loopn, which adds LOOPS+1 to cc[cpu]
+//                through a loop that runs LOOPS times (the third argument,
+//                default 0: the loop's 3 instructions are never reached),
+//                and never, which the program never calls
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -292,6 +296,166 @@ __attribute__((noinline)) static void inc20(struct area *rs)
 
 #endif
 
+#ifdef PARTIAL
+static struct slot cc[MAXCPU], cd[MAXCPU];
+
+#if defined(__x86_64__)
+// loopn adds n+1 to cc[cpu]: 11 instructions, the 3 of the loop at offsets
+// 0x13, 0x17 and 0x1a.
+__attribute__((noinline)) static void loopn(struct area *rs, long n)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"leaq 3b(%%rip), %%rax\n\t"
+		"movq %%rax, 8(%[rs])\n\t"
+		"1:\n\t"
+		"movl 4(%[rs]), %%eax\n\t"
+		"shlq $6, %%rax\n\t"
+		"movq (%[c],%%rax), %%rdx\n\t"
+		"movq %[n], %%rcx\n\t"
+		"testq %%rcx, %%rcx\n\t"
+		"jz 7f\n\t"
+		"5:\n\t"
+		"addq $1, %%rdx\n\t"
+		"decq %%rcx\n\t"
+		"jnz 5b\n\t"
+		"7:\n\t"
+		"addq $1, %%rdx\n\t"
+		"movq %%rdx, (%[c],%%rax)\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"jmp 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cc), [n] "r"(n)
+		: "rax", "rcx", "rdx", "memory", "cc");
+}
+
+// never adds 1 to cd[cpu]; nothing calls it.
+__attribute__((noinline)) static void never(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"leaq 3b(%%rip), %%rax\n\t"
+		"movq %%rax, 8(%[rs])\n\t"
+		"1:\n\t"
+		"movl 4(%[rs]), %%eax\n\t"
+		"shlq $6, %%rax\n\t"
+		"addq $1, (%[c],%%rax)\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"jmp 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cd)
+		: "rax", "memory", "cc");
+}
+#else /* __aarch64__ */
+// loopn adds n+1 to cc[cpu]: 10 instructions, the 3 of the loop at offsets
+// 0x14, 0x18 and 0x1c.
+__attribute__((noinline)) static void loopn(struct area *rs, long n)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[rs], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[rs], #4]\n\t"
+		"add x11, %[c], x10, lsl #6\n\t"
+		"ldr x12, [x11]\n\t"
+		"mov x13, %[n]\n\t"
+		"cbz x13, 7f\n\t"
+		"5:\n\t"
+		"add x12, x12, #1\n\t"
+		"subs x13, x13, #1\n\t"
+		"b.ne 5b\n\t"
+		"7:\n\t"
+		"add x12, x12, #1\n\t"
+		"str x12, [x11]\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"b 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cc), [n] "r"(n)
+		: "x9", "x10", "x11", "x12", "x13", "memory", "cc");
+}
+
+// never adds 1 to cd[cpu]; nothing calls it.
+__attribute__((noinline)) static void never(struct area *rs)
+{
+	__asm__ __volatile__(
+		".pushsection __rseq_cs, \"aw\"\n\t"
+		".balign 32\n\t"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1f, (2f - 1f), 4f\n\t"
+		".popsection\n\t"
+		".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+		".quad 3b\n\t"
+		".popsection\n\t"
+		"6:\n\t"
+		"adrp x9, 3b\n\t"
+		"add x9, x9, :lo12:3b\n\t"
+		"str x9, [%[rs], #8]\n\t"
+		"1:\n\t"
+		"ldr w10, [%[rs], #4]\n\t"
+		"add x11, %[c], x10, lsl #6\n\t"
+		"ldr x12, [x11]\n\t"
+		"add x12, x12, #1\n\t"
+		"str x12, [x11]\n\t"
+		"2:\n\t"
+		".pushsection __rseq_failure, \"ax\"\n\t"
+		SIGNATURE(SIGSTR)
+		"4:\n\t"
+		"b 6b\n\t"
+		".popsection\n\t"
+		:
+		: [rs] "r"(rs), [c] "r"(cd)
+		: "x9", "x10", "x11", "x12", "memory", "cc");
+}
+#endif
+
+static long loops;
+// never is reached through a volatile pointer only, so that the compiler
+// keeps it.
+static void (*volatile never_fn)(struct area *) = never;
+#endif
+
 static long iters = 200000;
 
 #ifdef UNREG
@@ -310,7 +474,14 @@ static void *worker(void *arg)
 	for (long i = 0; i < iters; i++) {
 		inc5(rs);
 		inc20(rs);
+#ifdef PARTIAL
+		loopn(rs, loops);
+#endif
 	}
+#ifdef PARTIAL
+	if (iters < 0)
+		never_fn(rs);
+#endif
 	return NULL;
 }
 
@@ -321,6 +492,10 @@ int main(int argc, char **argv)
 		nthreads = atoi(argv[1]);
 	if (argc > 2)
 		iters = atol(argv[2]);
+#ifdef PARTIAL
+	if (argc > 3)
+		loops = atol(argv[3]);
+#endif
 	if (nthreads < 1 || nthreads > 64 || iters < 1) {
 		fprintf(stderr, "usage: percpu [THREADS [ITERATIONS]]\n");
 		return 2;
@@ -339,6 +514,15 @@ int main(int argc, char **argv)
 		sb += cb[i].v;
 	}
 	int64_t want = (int64_t)nthreads * iters;
+#ifdef PARTIAL
+	int64_t sc = 0;
+	for (int i = 0; i < MAXCPU; i++)
+		sc += cc[i].v;
+	if (sc != want * (loops + 1)) {
+		printf("FAIL: loopn sum %lld, want %lld\n", (long long)sc, (long long)(want * (loops + 1)));
+		return 1;
+	}
+#endif
 	if (sa != want || sb != want) {
 		printf("FAIL: sums %lld and %lld, want %lld\n", (long long)sa, (long long)sb, (long long)want);
 		return 1;

@@ -424,11 +424,10 @@ func cpuCounters(g, n int) {
 	slots := rseq.Slots()
 	ints := region(slots * rseq.CPUStride)
 	floats := region(slots * rseq.CPUStride)
-	parallel(g, func(int) {
-		for i := 0; i < n; i++ {
-			rseq.AddCPU(ints, 3)
-			rseq.AddFloat64CPU(floats, 2)
-		}
+	calls := phase(g, n, func(int, int) bool {
+		rseq.AddCPU(ints, 3)
+		rseq.AddFloat64CPU(floats, 2)
+		return true
 	})
 	var si int64
 	var sf float64
@@ -436,10 +435,10 @@ func cpuCounters(g, n int) {
 		si += int64(*word(ints, uintptr(i)*rseq.CPUStride))
 		sf += math.Float64frombits(uint64(*word(floats, uintptr(i)*rseq.CPUStride)))
 	}
-	if want := 3 * int64(g) * int64(n); si != want {
+	if want := 3 * calls; si != want {
 		fail("AddCPU: sum %d, want %d", si, want)
 	}
-	if want := 2 * float64(g) * float64(n); sf != want {
+	if want := 2 * float64(calls); sf != want {
 		fail("AddFloat64CPU: sum %v, want %v", sf, want)
 	}
 }
