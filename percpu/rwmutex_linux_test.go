@@ -152,13 +152,16 @@ func TestRWMutexWriterSliceGranted(t *testing.T) {
 	}
 	// About 1 µs of work under the write lock: well inside the grant
 	// (5 µs by default).
-	const calib = 1 << 16
+	// (Timed over at least 20 ms: the clock may move in jiffies.)
 	acc := 0
-	start := time.Now()
-	work(calib, &acc)
-	n := int(float64(calib) * float64(time.Microsecond) / float64(time.Since(start)))
-	if n < 1 {
-		n = 1
+	n := 1
+	for iters := 1 << 16; ; iters *= 2 {
+		start := time.Now()
+		work(iters, &acc)
+		if d := time.Since(start); d >= 20*time.Millisecond || iters >= 1<<30 {
+			n = max(int(float64(iters)*float64(time.Microsecond)/max(float64(d), 1)), 1)
+			break
+		}
 	}
 
 	limit := 10 * time.Second
