@@ -175,7 +175,7 @@ func sliceProtocolPass(t *testing.T) string {
 		}
 	}()
 	for ended.Load() == 0 {
-		spinFor(100)
+		spinSink.Add(spinFor(100))
 	}
 	if ended.Load() == 2 {
 		t.Fatal("End on another thread reported a grant")
