@@ -12,6 +12,12 @@
 #   arm64/6.12   Debian 12's Linux 6.12 for arm64: feature size 28, alignment 32
 #   arm64/7.3    trixie-backports' Linux 7.3 for arm64: feature size 33, alignment 64
 #
+# Not in the default list, because its kernel is built from source (several
+# minutes on 2 cores, once; .ci/kernel/build.sh), but accepted:
+#   amd64/7.3-slice  Linux 7.3 from Debian's linux-source-7.3 built with
+#                CONFIG_RSEQ_SLICE_EXTENSION: the rseq time-slice extension,
+#                which Debian's kernels lack
+#
 # PKG and TESTFLAG go to every guest (default: the root package, ./percpu,
 # ./inspect and ./torture; .ci/qemu-test.sh skips, visibly, a package with no
 # tests for the guest's architecture, and inspect and torture while

@@ -12,6 +12,10 @@
 #               6.1   linux-image-6.1.0-N-ARCH      (bookworm, bookworm-security)
 #               6.12  linux-image-6.12.N+deb12-ARCH (bookworm-security)
 #               7.N   linux-binary-7.N.M+deb13-ARCH (trixie-backports)
+#               7.N-slice  (amd64 only) Linux 7.N built from Debian's
+#                     linux-source-7.N with CONFIG_RSEQ_SLICE_EXTENSION, the
+#                     rseq time-slice extension Debian's kernels lack: built
+#                     once and cached by .ci/kernel/build.sh (see there)
 #   PKG       Go packages of this module, or directories of packages (of any
 #             module), to test (default: the root package, and ./percpu
 #             when it exists). Each test binary is built for the guest with
@@ -44,7 +48,9 @@
 #   GORSEQ_EXPECT_AREA_SIZE         the length of the areas the package registers
 #                                   (32, or 64 on 7.x: feature size 33 rounded up to 64)
 #   GORSEQ_EXPECT_SLICE_EXTENSION   false: the kernel offers no time-slice extension
-#                                   (Debian builds without CONFIG_RSEQ_SLICE_EXTENSION)
+#                                   (Debian builds without CONFIG_RSEQ_SLICE_EXTENSION);
+#                                   true on 7.N-slice (the tests of the extension
+#                                   must run, not skip)
 #   GORSEQ_EXPECT_RO_ENFORCED       1 (7.x): the kernel kills a writer of cpu_id
 #                                   (TestReadOnlyFieldsEnforced must see it)
 #   GORSEQ_EXPECT_OPERATIONS=1      the test binaries fail at once if the per-CPU
@@ -185,6 +191,7 @@ esac
 # the kernel reports for rseq (the guest's GORSEQ_EXPECT_*).
 mirror="${GORSEQ_QEMU_MIRROR:-http://deb.debian.org/debian}"
 secmirror="${GORSEQ_QEMU_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+custom_kernel=
 case "$series" in
 6.1)
 	pkg_re="linux-image-6\.1\.0-[0-9]+-$arch"
@@ -208,7 +215,16 @@ case "$series" in
 	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=33 GORSEQ_EXPECT_ALIGN=64
 		GORSEQ_EXPECT_AREA_SIZE=64 GORSEQ_EXPECT_SLICE_EXTENSION=false GORSEQ_EXPECT_RO_ENFORCED=1)
 	;;
-*) die "--kernel $series: want 6.1, 6.12 or 7.N" ;;
+7.[0-9]-slice | 7.[0-9][0-9]-slice)
+	# Not a Debian package: Debian's sources built with the extension
+	# (.ci/kernel/build.sh), which Linux 7.3 offers on x86 only (it needs
+	# GENERIC_ENTRY, which arm64 does not select).
+	[ "$arch" = amd64 ] || die "--kernel $series: amd64 only (CONFIG_RSEQ_SLICE_EXTENSION needs GENERIC_ENTRY, which arm64 lacks in 7.x)"
+	custom_kernel=1
+	expect=(GORSEQ_EXPECT_AUXV=1 GORSEQ_EXPECT_FEATURE_SIZE=33 GORSEQ_EXPECT_ALIGN=64
+		GORSEQ_EXPECT_AREA_SIZE=64 GORSEQ_EXPECT_SLICE_EXTENSION=true GORSEQ_EXPECT_RO_ENFORCED=1)
+	;;
+*) die "--kernel $series: want 6.1, 6.12, 7.N or 7.N-slice" ;;
 esac
 
 cache="${GORSEQ_QEMU_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/gorseq-qemu}"
@@ -323,6 +339,14 @@ newest_cached() {
 	printf '%s\n' "$best"
 }
 
+if [ -n "$custom_kernel" ]; then
+	# Built from source once, then cached (minutes on a fresh machine).
+	log "kernel: .ci/kernel/build.sh $series (the cached image, else a build)"
+	kdir=$(bash .ci/kernel/build.sh "$series") || die ".ci/kernel/build.sh $series failed"
+	kpkg=$(basename "$kdir")
+	kimage="$kdir/$img_name"
+	[ -s "$kimage" ] || die ".ci/kernel/build.sh left no $kimage"
+else # the Debian packages, down to the matching fi
 series_var="GORSEQ_QEMU_KERNEL_PKG_${arch^^}_${series//./_}"
 kpkg="${!series_var:-${GORSEQ_QEMU_KERNEL_PKG:-}}"
 if [ -n "$kpkg" ]; then
@@ -382,6 +406,7 @@ if [ ! -s "$kimage" ]; then
 	cp "$img" "$kimage.tmp.$$" && mv "$kimage.tmp.$$" "$kimage"
 	rm -rf "$dl"
 fi
+fi # Debian packages
 kver=$(cat "$kdir/version" 2>/dev/null || echo unknown)
 krel=$(cat "$kdir/release" 2>/dev/null || echo "${kpkg#linux-*-}")
 log "kernel: $kpkg $kver (release $krel)"

@@ -40,8 +40,10 @@ var ErrFull = errors.New("percpu: full")
 // the count with a lock bit, then rseq.Fence, a membarrier system call, for
 // that CPU), copies the entries out and empties the buffer. Pushes and Pops
 // on that CPU wait (spin, then yield) while it holds the lock, a few
-// microseconds. Every pushed entry comes out exactly once, from a Pop or a
-// Drain; a CPU's entries come out of Drain in push order.
+// microseconds; on kernels that offer it, Drain holds the lock under a
+// time-slice extension request (rseq.SliceRequest) so that it is not
+// scheduled out meanwhile. Every pushed entry comes out exactly once, from a
+// Pop or a Drain; a CPU's entries come out of Drain in push order.
 //
 // Memory: rseq.Slots() parts of 128 bytes plus the capacity in words
 // rounded up to 128 bytes. Make it with NewBuffer: the zero Buffer has no
@@ -157,10 +159,14 @@ func (b *Buffer) Drain(dst []uintptr) ([]uintptr, error) {
 		if err != nil {
 			return dst, err
 		}
+		// Pushes and Pops on that CPU wait while the word is
+		// held here: ask the kernel not to schedule this thread out.
+		s := rseq.SliceRequest()
 		for i := uintptr(0); i < n; i++ {
 			dst = append(dst, atomic.LoadUintptr(b.entry(slot, i)))
 		}
 		unlockRemote(c, lockedWord(n), 0)
+		s.End()
 	}
 	return dst, nil
 }

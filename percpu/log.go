@@ -36,7 +36,8 @@ const MaxRecord = 1024
 // Drain locks each CPU's log from outside (rseq.CompareAndStoreRemote of
 // its end with a lock bit, then rseq.Fence, a membarrier system call, for
 // that CPU), copies the records out and empties the log; appends on that
-// CPU wait meanwhile. Records of one CPU come out in append order.
+// CPU wait meanwhile (Drain asks for a time-slice extension while it holds
+// the lock, rseq.SliceRequest). Records of one CPU come out in append order.
 //
 // Memory: rseq.Slots() parts of 128 bytes plus the capacity rounded up to
 // 128 bytes. Make it with NewLog: the zero Log has no storage, and its
@@ -190,9 +191,13 @@ func (l *Log) Drain(f func(cpu int, rec []byte)) error {
 		if uintptr(cap(l.scratch)) < end {
 			l.scratch = make([]byte, end)
 		}
+		// Appends on that CPU wait while the word is held here: ask the
+		// kernel not to schedule this thread out meanwhile.
+		s := rseq.SliceRequest()
 		buf := l.scratch[:end]
 		copy(buf, unsafe.Slice((*byte)(l.data(slot, 0)), end))
 		unlockRemote(t, lockedWord(end), 0)
+		s.End()
 		if err := l.parse(slot, buf, f); err != nil {
 			corrupt = append(corrupt, err)
 		}

@@ -26,7 +26,10 @@ import (
 // membarrier system call per shard) so that no section that saw the word
 // free can still take it, and checks that the word still holds 2. Range
 // is therefore much slower than Update (microseconds per shard): call it
-// to read or merge, not on the hot path.
+// to read or merge, not on the hot path. While Range holds a shard's lock
+// it asks the kernel for a time-slice extension (rseq.SliceRequest), where
+// the kernel offers them, so that the updaters of that CPU do not wait for
+// a thread that was scheduled out.
 //
 // Memory: rseq.Slots() shards of sizeof(T) + 128 bytes each.
 //
@@ -161,8 +164,12 @@ func (v *Value[T]) Range(f func(*T)) error {
 			func(uintptr) uintptr { return lockedFar }); err != nil {
 			return err
 		}
+		// Updaters on that CPU wait while the lock is held here: ask the
+		// kernel not to schedule this thread out meanwhile.
+		s := rseq.SliceRequest()
 		f(&sh.v)
 		unlockRemote(&sh.lock, lockedFar, unlocked)
+		s.End()
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package percpu
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"github.com/gorseq/rseq"
 )
 
 // pair is updated in two steps with work between them, so a reader or
@@ -121,4 +124,40 @@ func mustMerge[T, R any](t *testing.T, v *Value[T], merge func(acc *R, shard *T)
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestValueRangeRequestsSlice: Range holds each shard's lock under a
+// time-slice extension request where the kernel offers them (a nested
+// request, which the package refuses while one is pending, fails inside
+// f), and under none elsewhere.
+func TestValueRangeRequestsSlice(t *testing.T) {
+	runtime.LockOSThread() // the request belongs to the thread
+	defer runtime.UnlockOSThread()
+	avail, _ := rseq.SliceAvailable()
+	v := NewValue[int](nil)
+	v.Update(func(x *int) { *x++ })
+	// The kernel clears a request when it schedules the thread out, so a
+	// nested request can succeed now and then where Range made one: one
+	// shard seen refusing it is enough.
+	refused, made := 0, 0
+	for try := 0; try < 20 && refused == 0; try++ {
+		if err := v.Range(func(*int) {
+			s := rseq.SliceRequest()
+			if s.Requested() {
+				made++
+			} else {
+				refused++
+			}
+			s.End()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if avail && refused == 0 {
+		t.Fatalf("inside Range's f a nested slice request was made %d times: Range made no request", made)
+	}
+	if !avail && made != 0 {
+		t.Fatalf("%d slice requests made where SliceAvailable is false", made)
+	}
+	t.Logf("extension available %v: nested requests refused %d, made %d", avail, refused, made)
 }

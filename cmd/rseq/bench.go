@@ -23,16 +23,19 @@ import (
 func init() {
 	register(command{
 		name:    "bench",
-		summary: "compare per-CPU counters, pools and values with their Go peers",
+		summary: "compare per-CPU counters, pools, values and RWMutex with their Go peers",
 		run:     benchMain,
 	})
 }
 
 const benchUsage = `usage: rseq bench [--count N] [--benchtime D] [--bench REGEXP] [--svg FILE] [--dir DIR | --builtin]
 
-Compares the per-CPU structures of package percpu (Counter, Pool, Value) with
-their peers, and prints, for each structure and case, the median ns/op of
-every implementation and how many times slower it is than the rseq one.
+Compares the per-CPU structures of package percpu (Counter, Pool, Value,
+RWMutex) with their peers, and prints, for each structure and case, the
+median ns/op of every implementation and how many times slower it is than
+the rseq one. RWMutex runs read-only (RWMutexRead) and with one write in
+every 100 operations (RWMutexWrite1pct), against sync.RWMutex and, in the
+bench module, a sync.RWMutex per P.
 
 Two ways to run:
 

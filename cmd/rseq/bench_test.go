@@ -351,7 +351,8 @@ func TestBenchInstalled(t *testing.T) {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), errb.String())
 	}
 	lines := strings.Split(out.String(), "\n")
-	for _, g := range []string{"Counter/single", "Counter/parallel", "Pool/single", "Pool/parallel", "Value/single", "Value/parallel"} {
+	for _, g := range []string{"Counter/single", "Counter/parallel", "Pool/single", "Pool/parallel", "Value/single", "Value/parallel",
+		"RWMutexRead/single", "RWMutexRead/parallel", "RWMutexWrite1pct/single", "RWMutexWrite1pct/parallel"} {
 		if indexRow(lines, g, "rseq") < 0 {
 			t.Errorf("no %s rseq row:\n%s", g, out.String())
 		}

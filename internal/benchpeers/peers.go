@@ -1,6 +1,6 @@
 // Package benchpeers holds the benchmarks that compare the percpu
 // structures with their standard-library peers (sync/atomic, sync.Mutex,
-// sync.RWMutex, sync.Pool) and with empty assembly functions of the
+// sync.RWMutex, sync.Pool; percpu.RWMutex with sync.RWMutex) and with empty assembly functions of the
 // sections' call shapes, the floor under any Go call into a section.
 //
 // `rseq bench` runs them with testing.Benchmark, so an installed binary
@@ -35,7 +35,8 @@ type Group struct {
 
 // Groups returns every group, in the order the bench module runs them.
 func Groups() []Group {
-	return []Group{{"Counter", Counter()}, {"Pool", Pool()}, {"Value", Value()}}
+	return []Group{{"Counter", Counter()}, {"Pool", Pool()}, {"Value", Value()},
+		{"RWMutexRead", RWMutex(0)}, {"RWMutexWrite1pct", RWMutex(Every100)}}
 }
 
 // The benchmark loops call each implementation's concrete methods, with no

@@ -1,0 +1,426 @@
+package percpu
+
+import (
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorseq/rseq"
+)
+
+// rwSections are the restartable sections RLock and RUnlock use.
+func rwSections() []string {
+	if runtime.GOARCH == "amd64" {
+		return []string{"cmp2Store", "add"}
+	}
+	return []string{"cmp2Store", "storeCommit"}
+}
+
+// guarded is what the exactness test protects: a writer changes a and b in
+// two steps with work between them, so a reader (or another writer) that
+// got in while a writer held the lock sees a != b. Plain fields: under the
+// race detector the lock's happens-before edges are what keeps them clean.
+type guarded struct {
+	a, b   int64
+	writes int64
+}
+
+// work spends a little time in a critical section, adding to *acc (the
+// caller's, so that it is not optimized away).
+//
+//go:noinline
+func work(n int, acc *int) {
+	x := n
+	for i := 0; i < n; i++ {
+		x = x*31 + i
+	}
+	*acc += x
+}
+
+func testRWMutexExact(t *testing.T) {
+	var m RWMutex // the zero RWMutex, set up on first use
+	var d guarded
+	var inside atomic.Int64  // readers between RLock and RUnlock
+	var writing atomic.Int64 // writers between Lock and Unlock
+	var bad atomic.Int64
+	var writes, reads, tryR, tryW atomic.Int64
+	const G = 6
+	var counts []int
+	underFire(t, rwSections(), func() {
+		counts = until(G, func(g, i int) bool {
+			acc := 0
+			switch k := (i + 7*g) % 64; {
+			case k == 0 || k == 32:
+				m.Lock()
+				if writing.Add(1) != 1 || inside.Load() != 0 {
+					bad.Add(1)
+				}
+				d.a++
+				work(20, &acc)
+				d.b++
+				d.writes++
+				writing.Add(-1)
+				m.Unlock()
+				writes.Add(1)
+			case k == 17:
+				if !m.TryLock() {
+					return true
+				}
+				if writing.Add(1) != 1 || inside.Load() != 0 {
+					bad.Add(1)
+				}
+				d.a++
+				d.b++
+				d.writes++
+				writing.Add(-1)
+				m.Unlock()
+				writes.Add(1)
+				tryW.Add(1)
+			default:
+				// Bare pairs first: the sections are most of their time,
+				// so that the fire (and the writers' fences) abort them.
+				for j := 0; j < 32; j++ {
+					m.RLock()
+					acc += int(d.writes & 1)
+					m.RUnlock()
+				}
+				reads.Add(32)
+				if k == 5 {
+					if !m.TryRLock() {
+						return true
+					}
+					tryR.Add(1)
+				} else {
+					m.RLock()
+				}
+				inside.Add(1)
+				if writing.Load() != 0 {
+					bad.Add(1)
+				}
+				a := d.a
+				work(10, &acc)
+				if b := d.b; a != b {
+					bad.Add(1)
+				}
+				inside.Add(-1)
+				m.RUnlock()
+				reads.Add(1)
+			}
+			return true
+		})
+	})
+	t.Logf("%d calls: %d read locks (%d by TryRLock), %d write locks (%d by TryLock)",
+		total(counts), reads.Load(), tryR.Load(), writes.Load(), tryW.Load())
+	if bad.Load() != 0 {
+		t.Errorf("%d times a reader and a writer, or two writers, held the lock together", bad.Load())
+	}
+	m.Lock()
+	if d.writes != writes.Load() || d.a != d.b || d.a != d.writes {
+		t.Errorf("guarded %+v after %d write locks", d, writes.Load())
+	}
+	if n := m.st.Load().readers(); n != 0 {
+		t.Errorf("readers' sum %d with the write lock held", n)
+	}
+	m.Unlock()
+	if writes.Load() == 0 || reads.Load() == 0 {
+		t.Errorf("%d write and %d read locks: the test did not exercise both", writes.Load(), reads.Load())
+	}
+}
+
+// TestRWMutexExact: readers and writers (Lock, TryLock, RLock, TryRLock)
+// under fire never hold the lock together; in locked mode too. Its name
+// makes TestFallbackProcess (GORSEQ=off) and TestMixedModeProcess (the PIE
+// main thread on the fallback, as parallel's worker 0) run it again.
+func TestRWMutexExact(t *testing.T) {
+	testRWMutexExact(t)
+	withLocked(t, testRWMutexExact)
+}
+
+// forceParking makes every wait park at once, for the test.
+func forceParking(t *testing.T) {
+	r, w := rwReaderSpins, rwWriterSpins
+	rwReaderSpins, rwWriterSpins = 0, 0
+	t.Cleanup(func() { rwReaderSpins, rwWriterSpins = r, w })
+}
+
+// watchdog fails the test with every goroutine's stack if done is not
+// closed within d: a lost wake-up shows as a hang.
+func watchdog(t *testing.T, d time.Duration, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(d):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("no progress in %v (a lost wake-up?); goroutines:\n%s", d, buf)
+	}
+}
+
+func testRWMutexNoLostWakeups(t *testing.T) {
+	forceParking(t)
+	var m RWMutex
+	var d guarded
+	const G, N = 8, 2000
+	n := N
+	if testing.Short() {
+		n = N / 4
+	}
+	done := make(chan struct{})
+	var bad atomic.Int64
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for g := 0; g < G; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < n; i++ {
+					if (i+g)%4 == 0 {
+						m.Lock()
+						d.a++
+						runtime.Gosched() // readers arrive, find the writer, park
+						d.b++
+						m.Unlock()
+					} else {
+						m.RLock()
+						a := d.a
+						if i%3 == 0 {
+							runtime.Gosched() // a writer arrives, waits, parks
+						}
+						if d.b != a {
+							bad.Add(1)
+						}
+						m.RUnlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	watchdog(t, 60*time.Second, done)
+	if bad.Load() != 0 {
+		t.Fatalf("%d readers saw a writer's half-done update", bad.Load())
+	}
+}
+
+// TestRWMutexNoLostWakeups: with spinning off, every reader that meets a
+// writer parks and every writer that meets readers parks; all of them are
+// woken (the test would hang otherwise).
+func TestRWMutexNoLostWakeups(t *testing.T) {
+	testRWMutexNoLostWakeups(t)
+	withLocked(t, testRWMutexNoLostWakeups)
+}
+
+func testRWMutexWriterProgress(t *testing.T) {
+	var m RWMutex
+	var stop atomic.Bool
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	readers := 2*runtime.GOMAXPROCS(0) + 1
+	for r := 0; r < readers; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acc := 0
+			for !stop.Load() {
+				// Overlapping read locks: there is never a moment without a
+				// reader unless writers get their turn.
+				m.RLock()
+				work(200, &acc)
+				m.RUnlock()
+				reads.Add(1)
+			}
+		}()
+	}
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	// Let the flood start.
+	for reads.Load() < 100 {
+		runtime.Gosched()
+	}
+	const W = 50
+	done := make(chan struct{})
+	var worst time.Duration
+	var readsBetween []int64
+	go func() {
+		defer close(done)
+		for i := 0; i < W; i++ {
+			r0 := reads.Load()
+			start := time.Now()
+			m.Lock()
+			if d := time.Since(start); d > worst {
+				worst = d
+			}
+			m.Unlock()
+			// Readers get their turn between writers, too.
+			for reads.Load() == r0 {
+				runtime.Gosched()
+			}
+			readsBetween = append(readsBetween, reads.Load()-r0)
+		}
+	}()
+	watchdog(t, 60*time.Second, done)
+	t.Logf("%d readers in a flood: %d write locks, the slowest took %v; %d read locks in all", readers, W, worst, reads.Load())
+}
+
+// TestRWMutexWriterProgress: a flood of overlapping readers does not starve
+// a writer (writer preference), and readers go on between writes.
+func TestRWMutexWriterProgress(t *testing.T) {
+	testRWMutexWriterProgress(t)
+	withLocked(t, testRWMutexWriterProgress)
+}
+
+// eventually waits until cond holds, failing the test after a while.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func testRWMutexSemantics(t *testing.T) {
+	var m RWMutex
+	if !m.TryRLock() {
+		t.Fatal("TryRLock failed on a free mutex")
+	}
+	if !m.TryRLock() {
+		t.Fatal("TryRLock failed on a mutex held by a reader")
+	}
+	if m.TryLock() {
+		t.Fatal("TryLock succeeded with readers")
+	}
+	m.RUnlock()
+	m.RUnlock()
+	if !m.TryLock() {
+		t.Fatal("TryLock failed on a free mutex")
+	}
+	if m.TryLock() || m.TryRLock() {
+		t.Fatal("TryLock or TryRLock succeeded with a writer")
+	}
+	m.Unlock()
+	l := m.RLocker()
+	l.Lock()
+	if m.TryLock() {
+		t.Fatal("TryLock succeeded with RLocker's lock held")
+	}
+	l.Unlock()
+	m.Lock()
+	if m.TryRLock() {
+		t.Fatal("TryRLock succeeded with the write lock held")
+	}
+	m.Unlock()
+
+	// Writer preference: with a reader in and a writer waiting, new
+	// readers wait; when the writer is done, the readers that waited get
+	// the lock before the next writer.
+	m.RLock()
+	wGot := make(chan struct{})
+	go func() {
+		m.Lock()
+		close(wGot)
+	}()
+	st := m.st.Load()
+	eventually(t, "the writer announced itself", func() bool { return atomic.LoadUintptr(&st.writer) != 0 })
+	if m.TryRLock() {
+		t.Fatal("TryRLock succeeded with a writer waiting")
+	}
+	rGot := make(chan struct{})
+	go func() {
+		m.RLock()
+		close(rGot)
+	}()
+	eventually(t, "the second reader parked", func() bool { return st.rwaiting.Load() == 1 })
+	select {
+	case <-wGot:
+		t.Fatal("the writer got the lock while a reader held it")
+	case <-rGot:
+		t.Fatal("a reader got in while a writer waited")
+	default:
+	}
+	m.RUnlock()
+	<-wGot
+	w2Got := make(chan struct{})
+	go func() {
+		m.Lock() // waits for the writer, then for the handed-over reader
+		close(w2Got)
+	}()
+	m.Unlock() // hands the lock to the parked reader
+	<-rGot
+	select {
+	case <-w2Got:
+		t.Fatal("the next writer got in before the reader the last one released")
+	case <-time.After(20 * time.Millisecond):
+	}
+	m.RUnlock()
+	<-w2Got
+	m.Unlock()
+	if n := st.readers(); n != 0 {
+		t.Fatalf("readers' sum %d at the end", n)
+	}
+
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(r.(string), "Unlock of unlocked") {
+				t.Errorf("Unlock of an unlocked RWMutex: recovered %v", r)
+			}
+		}()
+		m.Unlock()
+	}()
+}
+
+// TestRWMutexSemantics: TryLock, TryRLock, RLocker, writer preference and
+// the hand-over to parked readers, and the misuse check of Unlock.
+func TestRWMutexSemantics(t *testing.T) {
+	testRWMutexSemantics(t)
+	withLocked(t, testRWMutexSemantics)
+	t.Run("spinless", func(t *testing.T) {
+		forceParking(t)
+		testRWMutexSemantics(t)
+	})
+}
+
+// TestRWMutexSliceRequest: the writer asks for a time-slice extension from
+// Lock to Unlock where the kernel offers them, and not elsewhere.
+func TestRWMutexSliceRequest(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var m RWMutex
+	m.Lock()
+	st := m.st.Load()
+	got := st.slice.Requested()
+	m.Unlock()
+	ok, err := rseq.SliceAvailable()
+	if got != ok {
+		t.Fatalf("writer's extension requested %v, but SliceAvailable() = %v, %v", got, ok, err)
+	}
+	if st.slice.Requested() {
+		t.Fatal("Unlock left the request in place")
+	}
+	t.Logf("slice extension requested by Lock: %v", got)
+}
+
+func TestRWMutexZeroUnlockPanics(t *testing.T) {
+	for name, f := range map[string]func(m *RWMutex){
+		"Unlock":  (*RWMutex).Unlock,
+		"RUnlock": (*RWMutex).RUnlock,
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil {
+					t.Errorf("%s of a zero RWMutex did not panic", name)
+				}
+			}()
+			var m RWMutex
+			f(&m)
+		}()
+	}
+}
