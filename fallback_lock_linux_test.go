@@ -1,6 +1,9 @@
-//go:build linux
+//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64)
 
 package rseq
+
+// This file is for 64-bit platforms only: the handle headers it checks are
+// 64-bit words compared as uintptr.
 
 import (
 	"errors"

@@ -274,8 +274,9 @@ func TestMixedModeProcess(t *testing.T) {
 		t.Fatalf("building a PIE test binary: %v\n%s", err, out)
 	}
 	// The exactness tests, then this test's child half, which checks that
-	// fallbacks happened.
-	cmd := exec.Command(bin, "-test.run=^(Test.*Exact.*|TestUint64CounterWrapsAndCounts|TestMixedModeProcess)$", "-test.short", "-test.count=1", "-test.v")
+	// fallbacks happened. The child has its own time limit: a hang must
+	// not outlive this test's process.
+	cmd := exec.Command(bin, "-test.run=^(Test.*Exact.*|TestUint64CounterWrapsAndCounts|TestMixedModeProcess)$", "-test.short", "-test.count=1", "-test.v", "-test.timeout=150s")
 	cmd.Env = append(os.Environ(), "GORSEQ_MAIN_THREAD_WORKER=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"text/tabwriter"
 
@@ -31,6 +32,10 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "\nFor every thread: its rseq area (address, length, signature), the CPU, node and")
 		fmt.Fprintln(stderr, "concurrency ids written there, rseq_cs and the section the thread is stopped in.")
 		fmt.Fprintln(stderr, "Threads are attached one at a time (PTRACE_SEIZE + PTRACE_INTERRUPT) and released at once.")
+		fmt.Fprintln(stderr, "With --json, addresses are \"0x...\" strings; ids, sizes and offsets are numbers.")
+		fmt.Fprintln(stderr, "\nExit status: 0 every process was inspected (a thread that exits meanwhile is")
+		fmt.Fprintln(stderr, "left out), 2 bad usage, or a process that does not exist or cannot be")
+		fmt.Fprintln(stderr, "inspected (the message names the cause); the others are still reported.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,10 +64,15 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	status := 0
 	var procs []*inspect.Process
 	for _, pid := range pids {
+		if !processExists(pid) {
+			fmt.Fprintf(stderr, "rseq ps: process %d: no such process\n", pid)
+			status = 2
+			continue
+		}
 		p, err := inspect.Inspect(pid, sym)
 		if err != nil {
 			fmt.Fprintf(stderr, "rseq ps: %v\n", err)
-			status = 1
+			status = 2
 			continue
 		}
 		procs = append(procs, p)
@@ -86,6 +96,12 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 		printProcess(stdout, p)
 	}
 	return status
+}
+
+// processExists reports whether pid names a process (or a thread) now.
+func processExists(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
 }
 
 // scanSymbolizer names sections through the scanner, scanning each process's

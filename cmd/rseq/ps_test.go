@@ -82,8 +82,18 @@ func TestPsCommandErrors(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runPsCmd(fmt.Sprint(cmd.Process.Pid))
-	if code != 1 || !strings.Contains(errs, "process exited") {
+	// A process that is gone exits 2, as scan --pid and stat --pid do for
+	// it; the other PIDs are still reported.
+	live := exec.Command("sleep", "30")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { live.Process.Kill(); live.Wait() }()
+	code, out, errs := runPsCmd(fmt.Sprint(cmd.Process.Pid), fmt.Sprint(live.Process.Pid))
+	if code != 2 || !strings.Contains(errs, fmt.Sprintf("process %d: no such process", cmd.Process.Pid)) {
 		t.Errorf("exited process: exit %d %q", code, errs)
+	}
+	if !strings.Contains(out, fmt.Sprintf("PID %d", live.Process.Pid)) {
+		t.Errorf("the live process was not reported after the gone one: %q", out)
 	}
 }

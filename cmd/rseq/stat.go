@@ -29,8 +29,8 @@ func init() {
 // Exit statuses of rseq stat.
 const (
 	statOK       = 0 // the report was printed (also after SIGINT/SIGTERM)
-	statNoEvents = 1 // the aborts cannot be observed here (permission, kernel, no such process)
-	statUsage    = 2 // bad flags
+	statNoEvents = 1 // the aborts cannot be observed here (permission, kernel)
+	statUsage    = 2 // bad flags, or no such process
 )
 
 const statUsageText = `usage: rseq stat [--pid PID] [--duration D] [--interval D] [--json] [--updates] [--top N]
@@ -61,7 +61,7 @@ strings, as in 'rseq scan --json'; counts and offsets are numbers.
 
 Exit status: 0 a report was printed (also when interrupted or when the
 process exited), 1 the aborts cannot be observed here (the message names the
-cause), 2 bad usage.
+cause), 2 bad usage or no such process.
 
 flags:
 `
@@ -154,8 +154,8 @@ func statMain(o statOptions, stdout, stderr io.Writer) int {
 	}
 	defer src.Close()
 	if o.pid != 0 && !processAlive(o.pid) {
-		fmt.Fprintf(stderr, "rseq stat: process %d does not exist\n", o.pid)
-		return statNoEvents
+		fmt.Fprintf(stderr, "rseq stat: process %d: no such process\n", o.pid)
+		return statUsage
 	}
 	for _, n := range src.Notes() {
 		fmt.Fprintf(stderr, "rseq stat: %s\n", n)

@@ -313,7 +313,7 @@ func TestStatCommandLine(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run([]string{"stat", "--pid", "999999999", "--duration", "1s"}, &out, &errb); code != statNoEvents || !strings.Contains(errb.String(), "process 999999999") {
+	if code := run([]string{"stat", "--pid", "999999999", "--duration", "1s"}, &out, &errb); code != statUsage || !strings.Contains(errb.String(), "process 999999999: no such process") {
 		t.Errorf("a missing process: exit %d: %s", code, errb.String())
 	}
 }
