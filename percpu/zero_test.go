@@ -14,12 +14,16 @@ func TestZeroValues(t *testing.T) {
 	t.Run("Pool", func(t *testing.T) {
 		made := 0
 		p := Pool[int]{New: func() *int { made++; return new(int) }} // sync.Pool's idiom
-		x := p.Get()
-		*x = 42
-		p.Put(x)
-		if y := p.Get(); y != x || *y != 42 {
-			t.Errorf("Get after Put returned %p (%d), want %p", y, *y, x)
-		}
+		// On one CPU: Get reaches the calling CPU's list, which a
+		// migration between Put and Get would change.
+		onOneCPU(t, func() {
+			x := p.Get()
+			*x = 42
+			p.Put(x)
+			if y := p.Get(); y != x || *y != 42 {
+				t.Errorf("Get after Put returned %p (%d), want %p", y, *y, x)
+			}
+		})
 		if made != 1 {
 			t.Errorf("New called %d times, want 1", made)
 		}
