@@ -1,6 +1,8 @@
 package percpu
 
 import (
+	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -11,12 +13,81 @@ import (
 	"github.com/gorseq/rseq"
 )
 
-// rwSections are the restartable sections RLock and RUnlock use.
+// rwSections are the restartable sections RLock and RUnlock use (in slow
+// mode RLock uses none).
 func rwSections() []string {
+	unlock := "storeCommit"
 	if runtime.GOARCH == "amd64" {
-		return []string{"cmp2Store", "add"}
+		unlock = "add"
 	}
-	return []string{"cmp2Store", "storeCommit"}
+	if rwTestMode == "slow" {
+		return []string{unlock}
+	}
+	return []string{"cmp2Store", unlock}
+}
+
+// rwTestMode is the mode withRWModes runs a test in: "fast" (never slow
+// mode), "slow" (slow mode from the first Lock on) or "switching" (every
+// Lock switches).
+var rwTestMode = "fast"
+
+// withRWModes runs f in each of RWMutex's modes (see rwState.announce),
+// by setting the gaps that decide the switches.
+func withRWModes(t *testing.T, f func(t *testing.T)) {
+	for _, mode := range []string{"fast", "slow", "switching"} {
+		t.Run(mode, func(t *testing.T) {
+			slowAfter, fastAfter := rwSlowAfter, rwFastAfter
+			t.Cleanup(func() { rwSlowAfter, rwFastAfter, rwTestMode = slowAfter, fastAfter, "fast" })
+			switch mode {
+			case "fast":
+				rwSlowAfter = -1 // no gap is shorter
+			case "slow":
+				rwSlowAfter, rwFastAfter = math.MaxInt64, math.MaxInt64
+			case "switching":
+				rwSlowAfter, rwFastAfter = math.MaxInt64, -1
+			}
+			rwTestMode = mode
+			f(t)
+		})
+	}
+}
+
+// TestRWMutexModes: the modes switch as announced, and the slow one takes
+// no fence after the switch.
+func TestRWMutexModes(t *testing.T) {
+	if !fenced() || !rseq.Features().Operations {
+		t.Skip("the modes are those of the mutex with sections and fences")
+	}
+	var fences atomic.Int64
+	saved := fenceAllCPUs
+	fenceAllCPUs = func() error { fences.Add(1); return saved() }
+	defer func() { fenceAllCPUs = saved }()
+	withRWModes(t, func(t *testing.T) {
+		var m RWMutex
+		fences.Store(0)
+		var slowSeen []bool
+		for i := 0; i < 4; i++ {
+			m.Lock()
+			m.Unlock()
+			slowSeen = append(slowSeen, atomic.LoadUintptr(&m.state().writer)&slowBit != 0)
+			m.RLock()
+			m.RUnlock()
+		}
+		want := map[string]struct {
+			slow   []bool
+			fences int64
+		}{
+			"fast":      {[]bool{false, false, false, false}, 4},
+			"slow":      {[]bool{true, true, true, true}, 1},
+			"switching": {[]bool{true, false, true, false}, 2},
+		}[rwTestMode]
+		if fmt.Sprint(slowSeen) != fmt.Sprint(want.slow) || fences.Load() != want.fences {
+			t.Errorf("slow mode after each Unlock %v, %d fences; want %v, %d", slowSeen, fences.Load(), want.slow, want.fences)
+		}
+		if n := m.state().readers(); n != 0 {
+			t.Errorf("%d readers counted after every RUnlock", n)
+		}
+	})
 }
 
 // guarded is what the exactness test protects: a writer changes a and b in
@@ -135,7 +206,7 @@ func testRWMutexExact(t *testing.T) {
 // makes TestFallbackProcess (GORSEQ=off) and TestMixedModeProcess (the PIE
 // main thread on the fallback, as parallel's worker 0) run it again.
 func TestRWMutexExact(t *testing.T) {
-	testRWMutexExact(t)
+	withRWModes(t, testRWMutexExact)
 	withLocked(t, testRWMutexExact)
 }
 
@@ -210,7 +281,7 @@ func testRWMutexNoLostWakeups(t *testing.T) {
 // writer parks and every writer that meets readers parks; all of them are
 // woken (the test would hang otherwise).
 func TestRWMutexNoLostWakeups(t *testing.T) {
-	testRWMutexNoLostWakeups(t)
+	withRWModes(t, testRWMutexNoLostWakeups)
 	withLocked(t, testRWMutexNoLostWakeups)
 }
 
@@ -271,7 +342,7 @@ func testRWMutexWriterProgress(t *testing.T) {
 // TestRWMutexWriterProgress: a flood of overlapping readers does not starve
 // a writer (writer preference), and readers go on between writes.
 func TestRWMutexWriterProgress(t *testing.T) {
-	testRWMutexWriterProgress(t)
+	withRWModes(t, testRWMutexWriterProgress)
 	withLocked(t, testRWMutexWriterProgress)
 }
 
@@ -329,7 +400,7 @@ func testRWMutexSemantics(t *testing.T) {
 		close(wGot)
 	}()
 	st := m.st.Load()
-	eventually(t, "the writer announced itself", func() bool { return atomic.LoadUintptr(&st.writer) != 0 })
+	eventually(t, "the writer announced itself", func() bool { return atomic.LoadUintptr(&st.writer)&writerBit != 0 })
 	if m.TryRLock() {
 		t.Fatal("TryRLock succeeded with a writer waiting")
 	}
