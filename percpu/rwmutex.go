@@ -404,7 +404,12 @@ func (st *rwState) announce() error {
 	switch {
 	case !slow && gap < rwSlowAfter:
 		atomic.StoreUintptr(&st.writer, writerBit|slowBit)
-		return st.excludeReaders()
+		if err := st.excludeReaders(); err != nil {
+			// Not in slow mode: no fence made it safe.
+			atomic.StoreUintptr(&st.writer, writerBit)
+			return err
+		}
+		return nil
 	case slow && gap > rwFastAfter:
 		atomic.StoreUintptr(&st.writer, writerBit)
 		return nil
