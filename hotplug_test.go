@@ -187,10 +187,19 @@ func hotplugWorker(t *testing.T) {
 	if strings.TrimSpace(line) != "GO" {
 		t.Fatalf("no GO from the parent: %q", line)
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	// Until threads have run on a new CPU for a while (bringing a CPU up
+	// under TCG on a busy host can take seconds), or 30 s.
+	deadline := time.Now().Add(30 * time.Second)
+	var seen time.Time
 	for time.Now().Before(deadline) {
 		widen()
 		time.Sleep(10 * time.Millisecond)
+		if seen.IsZero() && maxCPU.Load() > int64(start) {
+			seen = time.Now()
+		}
+		if !seen.IsZero() && time.Since(seen) > time.Second {
+			break
+		}
 	}
 	stop.Store(true)
 	wg.Wait()
