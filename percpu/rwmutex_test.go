@@ -66,11 +66,16 @@ func TestRWMutexModes(t *testing.T) {
 		var m RWMutex
 		fences.Store(0)
 		var slowSeen []bool
+		var d guarded
 		for i := 0; i < 4; i++ {
 			m.Lock()
+			d.writes++
 			m.Unlock()
 			slowSeen = append(slowSeen, atomic.LoadUintptr(&m.state().writer)&slowBit != 0)
 			m.RLock()
+			if d.writes != int64(i+1) {
+				t.Errorf("read %d writes under the read lock, want %d", d.writes, i+1)
+			}
 			m.RUnlock()
 		}
 		want := map[string]struct {
