@@ -240,36 +240,13 @@ func (m *RWMutex) RLock() {
 	}
 }
 
-// rlockSlow is RLock in slow mode: rlockLocked on the slow counts.
-func (st *rwState) rlockSlow() {
-	for {
-		c := st.slowCount(st.cpuSlot())
-		atomic.AddUintptr(c, 1)
-		if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
-			return
-		}
-		atomic.AddUintptr(c, ^uintptr(0))
-		st.readerLeft() // the writer may have counted this reader
-		if st.waitWriter() {
-			return
-		}
-	}
-}
-
 // TryRLock tries to lock m for reading without waiting, and reports
 // whether it did. It fails while a writer holds the lock or has announced
 // itself.
 func (m *RWMutex) TryRLock() bool {
 	st := m.state()
 	if !st.fenced {
-		c := st.lockedCount()
-		atomic.AddUintptr(c, 1)
-		if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
-			return true
-		}
-		atomic.AddUintptr(c, ^uintptr(0))
-		st.readerLeft()
-		return false
+		return st.tryAtomic(st.lockedCount())
 	}
 	for {
 		slot := rseq.ByCPU.Slot()
@@ -287,14 +264,7 @@ func (m *RWMutex) TryRLock() bool {
 			return false
 		}
 		if w&slowBit != 0 {
-			c := st.slowCount(st.cpuSlot())
-			atomic.AddUintptr(c, 1)
-			if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
-				return true
-			}
-			atomic.AddUintptr(c, ^uintptr(0))
-			st.readerLeft()
-			return false
+			return st.tryAtomic(st.slowCount(st.cpuSlot()))
 		}
 	}
 }
@@ -544,20 +514,31 @@ func (st *rwState) cpuSlot() int {
 	return c
 }
 
-// rlockLocked is RLock in locked mode: an atomic increment of the CPU's
-// count, then a check of the writer word (sequentially consistent, like
-// the writer's store and its reads of the counts: one sees the other).
+// tryAtomic takes the read lock on count c with atomic instructions, as
+// readers do in locked mode (on counts) and in slow mode (on slow): an
+// increment, then a check of the writer bit (sequentially consistent, like
+// the writer's store and its reads of the counts: one sees the other). If
+// a writer came it undoes the increment, tells the writer, and reports
+// false.
+func (st *rwState) tryAtomic(c *uintptr) bool {
+	atomic.AddUintptr(c, 1)
+	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+		return true
+	}
+	atomic.AddUintptr(c, ^uintptr(0))
+	st.readerLeft() // the writer may have counted this reader
+	return false
+}
+
+// rlockLocked is RLock in locked mode: tryAtomic on the CPU's count until
+// it succeeds or Unlock hands the lock over.
 func (st *rwState) rlockLocked() {
-	for {
-		c := st.lockedCount()
-		atomic.AddUintptr(c, 1)
-		if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
-			return
-		}
-		atomic.AddUintptr(c, ^uintptr(0))
-		st.readerLeft() // the writer may have counted this reader
-		if st.waitWriter() {
-			return
-		}
+	for !st.tryAtomic(st.lockedCount()) && !st.waitWriter() {
+	}
+}
+
+// rlockSlow is RLock in slow mode: rlockLocked on the slow counts.
+func (st *rwState) rlockSlow() {
+	for !st.tryAtomic(st.slowCount(st.cpuSlot())) && !st.waitWriter() {
 	}
 }
