@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/stress"
+	"github.com/gorseq/rseq/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,27 +65,17 @@ const (
 	hostFloor      = 100
 	hostShortFloor = 25
 	// qemuFloor applies under qemu's TCG (GORSEQ_QEMU=1) to the sections
-	// with a branch inside; see tcgStraightLine.
+	// with a branch inside; see testenv.Abortable.
 	qemuFloor = 3
 )
 
-// tcgStraightLine lists the sections with no branch between their first
-// instruction and their commit. qemu's TCG emulator runs a guest's code in
-// translated blocks that end at branches, and delivers interrupts (timer,
-// IPI: what preempts, migrates or signals a thread) only between blocks: a
-// straight-line section lies inside one block and is never interrupted
-// there, so it cannot abort in a TCG guest. Every other section has a
-// conditional branch inside, where a block ends, and aborts there like
-// anywhere.
-var tcgStraightLine = map[string]bool{"add": true, "addIndirect": true, "addCPU": true, "addFloat64CPU": true}
-
 // underQemu reports whether the test runs in a qemu guest (TCG).
-func underQemu() bool { return os.Getenv("GORSEQ_QEMU") != "" }
+func underQemu() bool { return testenv.InQemu() }
 
 // abortFloor returns the aborts section must reach in a scenario.
 func abortFloor(section string) int {
 	switch {
-	case underQemu() && tcgStraightLine[section]:
+	case !testenv.Abortable(section):
 		return 0
 	case underQemu():
 		return qemuFloor
@@ -113,7 +104,7 @@ func scenarioLimit() time.Duration {
 //
 // Under qemu (GORSEQ_QEMU=1) the floor is qemuFloor for the sections with
 // an internal branch and 0 for the straight-line ones (add, addIndirect),
-// which TCG cannot interrupt (see tcgStraightLine): every scenario in a
+// which TCG cannot interrupt (see testenv.Abortable): every scenario in a
 // guest still runs at least three batches, and checks its results exactly.
 func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 	t.Helper()
@@ -582,7 +573,7 @@ func TestFenceAbortsRunningSections(t *testing.T) {
 		fenced += run(true)
 	}
 	t.Logf("aborts on CPU %d: %d without fences, %d with fences from CPU %d", target, quiet, fenced, other)
-	if underQemu() { // TCG cannot interrupt add: see tcgStraightLine
+	if underQemu() { // TCG cannot interrupt add: see testenv.Abortable
 		return
 	}
 	if fenced < quiet+quiet/2+100 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/stress"
+	"github.com/gorseq/rseq/internal/testenv"
 )
 
 // burn is how long each exactness test keeps its goroutines busy under
@@ -34,7 +35,7 @@ func maxBurn() time.Duration {
 	return 15 * time.Second
 }
 
-func inQemu() bool { return os.Getenv("GORSEQ_QEMU") != "" }
+func inQemu() bool { return testenv.InQemu() }
 
 // abortFloor is how many aborts each section an exactness test uses must
 // see under fire, so that its restart path is proven under load.
@@ -48,18 +49,9 @@ func abortFloor() uint64 {
 	return 3
 }
 
-// abortableHere reports whether section can be aborted where the test runs.
-// qemu's TCG delivers interrupts only between blocks of translated code,
-// which end at branches: a section without a branch inside (add,
-// addIndirect, addCPU, addFloat64CPU) is one block and never aborts there;
-// every other section has a branch and does.
-func abortableHere(section string) bool {
-	switch section {
-	case "add", "addIndirect", "addCPU", "addFloat64CPU":
-		return !inQemu()
-	}
-	return true
-}
+// abortableHere reports whether section can be aborted where the test runs
+// (testenv.Abortable: not a straight-line section under qemu's TCG).
+func abortableHere(section string) bool { return testenv.Abortable(section) }
 
 // fire is what until keeps burning for: the sections of the running
 // exactness test and their abort counts when it began.
@@ -164,7 +156,11 @@ func underFire(t *testing.T, sections []string, body func()) {
 	if !floorsApply() {
 		return
 	}
-	ranFire.Store(true)
+	for _, s := range sections {
+		if abortableHere(s) {
+			ranFire.Store(true) // TestMain then requires aborts over the run
+		}
+	}
 	after := abortsByName()
 	for _, s := range sections {
 		a := after[s] - fire.before[s]

@@ -39,3 +39,20 @@ func Main(m interface{ Run() int }) {
 	}
 	os.Exit(m.Run())
 }
+
+// InQemu reports whether the test runs in a qemu guest (GORSEQ_QEMU, set
+// by .ci/qemu-test.sh): full-system emulation under TCG.
+func InQemu() bool { return os.Getenv("GORSEQ_QEMU") != "" }
+
+// tcgStraightLine lists the sections with no branch between their first
+// instruction and their commit. qemu's TCG emulator runs a guest's code in
+// translated blocks that end at branches, and delivers interrupts (timer,
+// IPI: what preempts, migrates or signals a thread) only between blocks: a
+// straight-line section lies inside one block and is never interrupted
+// there. Every other section has a conditional branch inside, where a
+// block ends, and aborts there like anywhere.
+var tcgStraightLine = map[string]bool{"add": true, "addIndirect": true, "addCPU": true, "addFloat64CPU": true}
+
+// Abortable reports whether the named section can abort where the test
+// runs: anywhere but a straight-line section under qemu's TCG.
+func Abortable(section string) bool { return !InQemu() || !tcgStraightLine[section] }
