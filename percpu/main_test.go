@@ -51,7 +51,8 @@ func TestMain(m *testing.M) {
 // the time budget of a qemu guest (helpers_test.go).
 var qemuShortfall atomic.Int64
 
-// ranFire records that an exactness test ran sections under fire.
+// ranFire records that an exactness test ran, under fire, sections that
+// can abort where it runs.
 var ranFire atomic.Bool
 
 // qemuAborts wraps the test run in a qemu guest: with sections running,
