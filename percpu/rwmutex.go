@@ -168,6 +168,12 @@ func (m *RWMutex) state() *rwState {
 	if st := m.st.Load(); st != nil {
 		return st
 	}
+	return m.setUp()
+}
+
+// setUp is state's first use of a zero RWMutex, out of line so that state
+// is inlined into RLock and Lock.
+func (m *RWMutex) setUp() *rwState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if st := m.st.Load(); st != nil {

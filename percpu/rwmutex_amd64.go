@@ -10,6 +10,11 @@ import "github.com/gorseq/rseq"
 func acquireAfterRLock(*uintptr) {}
 
 // runlockSection decrements the count of the CPU the thread runs on, after
-// the critical section: rseq.Add, whose commit is a plain store, which is
-// a release on amd64 (stores are not reordered with older loads or stores).
-func runlockSection(st *rwState) { rseq.Add(st.counts, line, rseq.ByCPU, -1) }
+// the critical section: rseq.AddCPU (the counts are its slots: line bytes
+// apart, by CPU), whose commit is one ADDQ to memory, a release on amd64
+// (stores are not reordered with older loads or stores). Its fallback takes
+// the same slot lock as rseq.Add's, which RLock's fallback takes too.
+func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }
+
+// The counts are rseq.AddCPU's slots.
+const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)

@@ -88,6 +88,9 @@ const (
 	// FallbackUnlocked: a fallback operation runs without its lock, or
 	// reads what it gives up after unlocking.
 	FallbackUnlocked Kind = "fallback-unlocked"
+	// LostUpdate: an operation leaves out its change to shared state
+	// (a reader that never leaves the count it entered).
+	LostUpdate Kind = "lost-update"
 )
 
 // arch is the architecture the mutant is tried for.
@@ -159,6 +162,9 @@ func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 15
 // percpuAll runs package percpu's tests with -short: its structures are
 // checked by many tests, in every mode (sections, fallback, mixed).
 var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Short: true}
+
+// rwmutexTests are percpu.RWMutex's tests (a hang is a kill: the timeout).
+var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * time.Second, Short: true}
 
 // amd64StaleSlot moves the index read of a section that returns its slot
 // (kept in R9) before the restart label.
@@ -507,6 +513,26 @@ var catalogue = []Mutant{
 		Edits: []Edit{{File: "percpu/buffer.go",
 			Find:    "func unlockedWord(w uintptr) bool  { return w&lockBit == 0 }",
 			Replace: "func unlockedWord(w uintptr) bool  { return true }"}},
+		Kill: []Killer{percpuAll}},
+
+	// percpu.RWMutex: a reader that ignores a pending writer, a reader
+	// whose RUnlock is lost, a writer that does not count the shared slot.
+	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\t\tswitch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, &st.writer, 0, n+1) {\n\t\tcase rseq.Committed:\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n",
+			Replace: "\t\tswitch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, c, n, n+1) {\n\t\tcase rseq.Committed:\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n"}},
+		Kill: []Killer{rwmutexTests}},
+	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",
+			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
+			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
+		Kill: []Killer{rwmutexTests}},
+	{Name: "go/percpu/RWMutex.readers/shared-slot-skipped", Kind: SharedSlotSkipped,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\tfor i := 0; i < st.n; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))",
+			Replace: "\tfor i := 0; i < st.n-1; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))"}},
+		// Only the mixed-mode child (TestMixedModeProcess) has a reader
+		// on the shared slot.
 		Kill: []Killer{percpuAll}},
 
 	// The fallbacks: a lock not taken, a value read after unlocking.
