@@ -10,7 +10,7 @@ var usedByAssembly = [...]any{
 	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,
 	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
 	takeHandleFallback, claimHandleFallback, putHandleFallback,
-	addCPUFallback, addFloat64CPUFallback,
+	addCPUFallback, addFloat64CPUFallback, incCPUIfZeroFallback,
 }
 
 var _ = usedByAssembly

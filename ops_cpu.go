@@ -37,3 +37,20 @@ func addFloat64CPUFallback(base unsafe.Pointer, x float64) {
 	atomic.StoreUint64(p, math.Float64bits(math.Float64frombits(atomic.LoadUint64(p))+x))
 	mu.Unlock()
 }
+
+// incCPUIfZeroFallback is IncCPUIfZero where the thread has no usable area.
+func incCPUIfZeroFallback(base unsafe.Pointer, guard *uintptr) bool {
+	if retryWithSection() {
+		return IncCPUIfZero(base, guard)
+	}
+	countFallback(secIncCPUIfZero)
+	p := slotWord(base, CPUStride, fallbackSlot(offCPUIDStart))
+	mu := fallbackLock(uintptr(p))
+	mu.Lock()
+	defer mu.Unlock()
+	if atomic.LoadUintptr(guard) != 0 {
+		return false
+	}
+	atomic.AddInt64((*int64)(p), 1)
+	return true
+}

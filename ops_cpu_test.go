@@ -4,8 +4,10 @@ package rseq_test
 
 import (
 	"math"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/gorseq/rseq"
@@ -56,4 +58,120 @@ func TestParamAddCPU(t *testing.T) {
 			t.Fatalf("sum %v after %d batches, want %v", got, batches, want)
 		}
 	})
+}
+
+// TestParamIncCPUIfZero is the scenario for a per-CPU reader-writer lock's
+// entry: IncCPUIfZero with the guard at 0 under fire is exact, and with the
+// guard set it adds nothing and reports false.
+func TestParamIncCPUIfZero(t *testing.T) {
+	slots := make([]paddedInt, rseq.Slots())
+	base := unsafe.Pointer(&slots[0])
+	sum := func() int64 {
+		var s int64
+		for i := range slots {
+			s += atomic.LoadInt64(&slots[i].n)
+		}
+		return s
+	}
+	var guard uintptr
+	var want int64
+	var refused atomic.Int64
+	batches := scenario(t, []string{"incCPUIfZero"}, func(workers, n int) {
+		parallel(workers, func(w int) {
+			for range n {
+				if !rseq.IncCPUIfZero(base, &guard) {
+					refused.Add(1)
+				}
+			}
+		})
+		want += int64(workers * n)
+	})
+	if refused.Load() != 0 {
+		t.Fatalf("%d increments refused with the guard at 0", refused.Load())
+	}
+	if got := sum(); got != want {
+		t.Fatalf("sum %d after %d batches, want %d (lost or doubled %d)", got, batches, want, want-got)
+	}
+	atomic.StoreUintptr(&guard, 1)
+	parallel(workers(), func(w int) {
+		for range 1000 {
+			if rseq.IncCPUIfZero(base, &guard) {
+				refused.Add(1)
+			}
+		}
+	})
+	if refused.Load() != 0 || sum() != want {
+		t.Fatalf("with the guard set: %d increments made, sum %d, want %d", refused.Load(), sum(), want)
+	}
+}
+
+// TestIncCPUIfZeroFence is the writer's side of the protocol: once the
+// guard is set and every CPU fenced, no increment commits any more, while
+// readers keep trying; the increments made are exactly those reported. The
+// writer sets and clears the guard for a second (a thousand cycles on the
+// host): a reader that checked the guard outside its section commits after
+// the fence when the fence's restart lands between its check and its
+// commit, which takes hundreds of cycles to happen once.
+func TestIncCPUIfZeroFence(t *testing.T) {
+	if !rseq.Features().Operations {
+		t.Skip("no sections: the fence does not apply (the fallback orders by locks)")
+	}
+	slots := make([]paddedInt, rseq.Slots())
+	base := unsafe.Pointer(&slots[0])
+	sum := func() int64 {
+		var s int64
+		for i := range slots {
+			s += atomic.LoadInt64(&slots[i].n)
+		}
+		return s
+	}
+	var guard uintptr
+	var made atomic.Int64
+	var stop atomic.Bool
+	done := make(chan struct{})
+	// One reader fewer than GOMAXPROCS, so that the writer runs without
+	// waiting for a preemption: thousands of cycles a second, not tens.
+	readers := max(1, runtime.GOMAXPROCS(0)-1)
+	go func() {
+		parallel(readers, func(w int) {
+			var mine int64
+			for !stop.Load() {
+				if rseq.IncCPUIfZero(base, &guard) {
+					mine++
+				}
+			}
+			made.Add(mine)
+		})
+		close(done)
+	}()
+	defer func() {
+		stop.Store(true)
+		<-done
+	}()
+	cycles, late := 0, 0
+	for start := time.Now(); time.Since(start) < time.Second; cycles++ {
+		time.Sleep(100 * time.Microsecond)
+		atomic.StoreUintptr(&guard, 1)
+		if err := rseq.FenceAll(); err != nil {
+			t.Fatalf("FenceAll: %v", err)
+		}
+		// Threads without an area increment under the shared slot's lock.
+		rseq.CompareAndStoreRemote((*uintptr)(unsafe.Pointer(&slots[len(slots)-1].n)), 0, 0)
+		before := sum()
+		time.Sleep(100 * time.Microsecond)
+		if after := sum(); after != before {
+			late++
+			t.Errorf("cycle %d: %d increments committed after the guard was set and every CPU fenced", cycles, after-before)
+		}
+		atomic.StoreUintptr(&guard, 0)
+	}
+	stop.Store(true)
+	<-done
+	if got := sum(); got != made.Load() {
+		t.Fatalf("sum %d, but %d increments were reported", got, made.Load())
+	}
+	if made.Load() == 0 {
+		t.Fatal("no increment at all: the test tested nothing")
+	}
+	t.Logf("%d guard cycles, %d increments, %d cycles with late commits", cycles, made.Load(), late)
 }

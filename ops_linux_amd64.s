@@ -525,6 +525,44 @@ restart:
 fallback:
 	JMP	·addFloat64CPUFallback(SB)
 
+// func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool
+//
+// RWMutex.RLock's section: the reader count of the calling CPU grows by 1
+// unless a writer has announced itself, the check and the increment in one
+// section, so a writer's fence (membarrier, which restarts every section in
+// flight) leaves no reader between them (ops_cpu.go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	if *guard != 0 { exit: false }
+//	*(*int64)(base + cpu<<7) += 1          // commit: one read-modify-write
+//
+// Budget: as AddCPU's, plus the guard's load and compare inside the
+// section and the result's store after it.
+TEXT ·IncCPUIfZero(SB), NOSPLIT, $0-17
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	guard+8(FP), SI
+restart:
+	LEAQ	DESC_incCPUIfZero, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8), CX	// rseq:start incCPUIfZero
+	SHLQ	$7, CX
+	CMPQ	(SI), $0
+	JNE	guarded
+	INCQ	(DI)(CX*1)	// rseq:commit incCPUIfZero
+	MOVB	$1, ret+16(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort incCPUIfZero
+	INCQ	ABORTS_incCPUIfZero
+	JMP	restart
+guarded:
+	MOVB	$0, ret+16(FP)	// rseq:exit incCPUIfZero
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·incCPUIfZeroFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

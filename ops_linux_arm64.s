@@ -563,6 +563,44 @@ restart:
 fallback:
 	B	·addFloat64CPUFallback(SB)
 
+// func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool
+//
+// RWMutex.RLock's section (ops_cpu.go). The guard is a plain load: a
+// writer stores it before its fence, and the fence restarts every section
+// in flight; RLock's caller orders its critical section after the guard
+// with a load-acquire of its own.
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	if *guard != 0 { exit: false }
+//	*(*int64)(base + cpu<<7) += 1          // commit: the store
+TEXT ·IncCPUIfZero(SB), NOSPLIT, $0-17
+	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
+	MOVD	base+0(FP), R0
+	MOVD	guard+8(FP), R3
+restart:
+	MOVD	$DESC_incCPUIfZero, R10
+	MOVD	R10, 8(R8)
+	MOVWU	(R8), R4	// rseq:start incCPUIfZero
+	LSL	$7, R4, R5
+	MOVD	(R3), R7
+	CBNZ	R7, guarded
+	MOVD	(R0)(R5), R6
+	ADD	$1, R6, R6
+	MOVD	R6, (R0)(R5)	// rseq:commit incCPUIfZero
+	MOVD	$1, R7
+	MOVB	R7, ret+16(FP)
+	RET
+	RSEQ_SIGNATURE
+	MOVD	$ABORTS_incCPUIfZero, R10	// rseq:abort incCPUIfZero
+	COUNT_ABORT(R10, R11, R12)
+	B	restart
+guarded:
+	MOVB	ZR, ret+16(FP)	// rseq:exit incCPUIfZero
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
+fallback:
+	B	·incCPUIfZeroFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

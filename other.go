@@ -77,3 +77,8 @@ func AddCPU(base unsafe.Pointer, n int64) { addCPUFallback(base, n) }
 
 // AddFloat64CPU is documented in ops_cpu_asm.go; here it is the fallback.
 func AddFloat64CPU(base unsafe.Pointer, x float64) { addFloat64CPUFallback(base, x) }
+
+// IncCPUIfZero is documented in ops_cpu_asm.go; here it is the fallback.
+func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool {
+	return incCPUIfZeroFallback(base, guard)
+}

@@ -25,3 +25,5 @@
 #define ABORTS_addCPU ·abortCounts+80(SB)
 #define DESC_addFloat64CPU ·__rseq_cs+352(SB)
 #define ABORTS_addFloat64CPU ·abortCounts+88(SB)
+#define DESC_incCPUIfZero ·__rseq_cs+384(SB)
+#define ABORTS_incCPUIfZero ·abortCounts+96(SB)

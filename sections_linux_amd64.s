@@ -78,7 +78,13 @@ DATA ·__rseq_cs+356(SB)/4, $0
 DATA ·__rseq_cs+360(SB)/8, $·AddFloat64CPU+46(SB)
 DATA ·__rseq_cs+368(SB)/8, $21
 DATA ·__rseq_cs+376(SB)/8, $·AddFloat64CPU+75(SB)
-GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $384
+// incCPUIfZero
+DATA ·__rseq_cs+384(SB)/4, $0
+DATA ·__rseq_cs+388(SB)/4, $0
+DATA ·__rseq_cs+392(SB)/8, $·IncCPUIfZero+45(SB)
+DATA ·__rseq_cs+400(SB)/8, $17
+DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+75(SB)
+GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $416
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
 DATA ·__rseq_cs_ptr_array+0(SB)/8, $·__rseq_cs+0(SB)
@@ -93,7 +99,8 @@ DATA ·__rseq_cs_ptr_array+64(SB)/8, $·__rseq_cs+256(SB)
 DATA ·__rseq_cs_ptr_array+72(SB)/8, $·__rseq_cs+288(SB)
 DATA ·__rseq_cs_ptr_array+80(SB)/8, $·__rseq_cs+320(SB)
 DATA ·__rseq_cs_ptr_array+88(SB)/8, $·__rseq_cs+352(SB)
-GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $96
+DATA ·__rseq_cs_ptr_array+96(SB)/8, $·__rseq_cs+384(SB)
+GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $104
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
@@ -121,7 +128,9 @@ DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+89(SB)
 DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+161(SB)
 DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+79(SB)
 DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+150(SB)
-GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $192
+DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+45(SB)
+DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+85(SB)
+GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $208
 
 // sectionFuncs: the entry address of each section's function.
 DATA ·sectionFuncs+0(SB)/8, $·addSection(SB)
@@ -136,7 +145,8 @@ DATA ·sectionFuncs+64(SB)/8, $·ClaimHandle(SB)
 DATA ·sectionFuncs+72(SB)/8, $·PutHandle(SB)
 DATA ·sectionFuncs+80(SB)/8, $·AddCPU(SB)
 DATA ·sectionFuncs+88(SB)/8, $·AddFloat64CPU(SB)
-GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $96
+DATA ·sectionFuncs+96(SB)/8, $·IncCPUIfZero(SB)
+GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $104
 
 // func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 // Returns the addresses of the tables above; referring to them here also

@@ -17,6 +17,7 @@ const (
 	secPutHandle
 	secAddCPU
 	secAddFloat64CPU
+	secIncCPUIfZero
 	numSections
 )
 
@@ -34,4 +35,5 @@ var sectionNames = [numSections]string{
 	"putHandle",
 	"addCPU",
 	"addFloat64CPU",
+	"incCPUIfZero",
 }

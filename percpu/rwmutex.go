@@ -30,12 +30,12 @@ import (
 //
 // # How it works
 //
-// Each CPU has a reader count. RLock is one restartable section,
-// rseq.CompareBothAndStore: on the CPU the thread runs on, compare that
-// CPU's count with the value read just before and the writer word with 0,
-// and commit count+1. RUnlock decrements the count of the CPU it runs on
-// then (rseq.Add), which may be another CPU: single counts may go negative,
-// their sum is the number of readers.
+// Each CPU has a reader count. RLock is one call, one restartable section,
+// rseq.IncCPUIfZero: on the CPU the thread runs on, check that the writer
+// word is 0 and commit count+1. RUnlock decrements the count of the CPU it
+// runs on then (rseq.AddCPU on amd64; a store-release commit on arm64),
+// which may be another CPU: single counts may go negative, their sum is the
+// number of readers.
 //
 // Lock takes a mutex that excludes other writers, sets the writer word, and
 // calls rseq.FenceAll: the membarrier system call aborts every restartable
@@ -196,6 +196,9 @@ const (
 	slowBit   = 2 // slow mode: readers use atomic instructions
 )
 
+// The counts are rseq.IncCPUIfZero's and rseq.AddCPU's slots.
+const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)
+
 // rwEpoch is the origin of nanotime.
 var rwEpoch = time.Now()
 
@@ -219,20 +222,12 @@ func (m *RWMutex) RLock() {
 		st.rlockLocked()
 		return
 	}
-	if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
-		st.rlockSlow()
-		return
-	}
 	for {
-		slot := rseq.ByCPU.Slot()
-		c := st.count(slot)
-		n := atomic.LoadUintptr(c)
-		switch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, &st.writer, 0, n+1) {
-		case rseq.Committed:
+		// One section: the calling CPU's count grows by 1 unless the
+		// writer word is set (a writer announced, or slow mode).
+		if rseq.IncCPUIfZero(st.counts, &st.writer) {
 			acquireAfterRLock(&st.writer)
 			return
-		case rseq.Moved:
-			continue
 		}
 		w := atomic.LoadUintptr(&st.writer)
 		if w&slowBit != 0 {
@@ -242,7 +237,7 @@ func (m *RWMutex) RLock() {
 		if w != 0 && st.waitWriter() {
 			return // a read lock handed over by Unlock
 		}
-		// Or another thread on this CPU changed the count: try again.
+		// Or the writer left already: try again.
 	}
 }
 
@@ -255,15 +250,9 @@ func (m *RWMutex) TryRLock() bool {
 		return st.tryAtomic(st.lockedCount())
 	}
 	for {
-		slot := rseq.ByCPU.Slot()
-		c := st.count(slot)
-		n := atomic.LoadUintptr(c)
-		switch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, &st.writer, 0, n+1) {
-		case rseq.Committed:
+		if rseq.IncCPUIfZero(st.counts, &st.writer) {
 			acquireAfterRLock(&st.writer)
 			return true
-		case rseq.Moved:
-			continue
 		}
 		w := atomic.LoadUintptr(&st.writer)
 		if w&writerBit != 0 {
@@ -406,7 +395,7 @@ func (st *rwState) excludeReaders() error {
 		// Locked mode: readers check the writer word after their atomic
 		// increment, so one of the two sees the other.
 	case !st.ops:
-		// Every RLock is the fallback's CompareBothAndStore, under the
+		// Every RLock is the fallback's IncCPUIfZero, under the
 		// fallback's lock of the count it increments: taking each lock
 		// once orders the writer after every reader that held it. The
 		// compare-and-swap itself does nothing (0 for 0, if anything).

@@ -15,6 +15,3 @@ func acquireAfterRLock(*uintptr) {}
 // (stores are not reordered with older loads or stores). Its fallback takes
 // the same slot lock as rseq.Add's, which RLock's fallback takes too.
 func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }
-
-// The counts are rseq.AddCPU's slots.
-const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)

@@ -30,7 +30,7 @@ func rwSections() []string {
 		}
 		return []string{unlock}
 	}
-	return []string{"cmp2Store", unlock}
+	return []string{"incCPUIfZero", unlock}
 }
 
 // rwTestMode is the mode withRWModes runs a test in: "fast" (never slow

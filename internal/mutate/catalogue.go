@@ -88,6 +88,9 @@ const (
 	// FallbackUnlocked: a fallback operation runs without its lock, or
 	// reads what it gives up after unlocking.
 	FallbackUnlocked Kind = "fallback-unlocked"
+	// StaleGuard: a section checks its guard word before the restart
+	// label, so a restart after a writer's fence commits anyway.
+	StaleGuard Kind = "stale-guard"
 	// LostUpdate: an operation leaves out its change to shared state
 	// (a reader that never leaves the count it entered).
 	LostUpdate Kind = "lost-update"
@@ -301,6 +304,7 @@ var catalogue = []Mutant{
 	stale("amd64", "putHandle", amd64StaleSlot("putHandle"), false),
 	stale("amd64", "addCPU", amd64StaleCPU("addCPU"), false),
 	stale("amd64", "addFloat64CPU", amd64StaleCPU("addFloat64CPU"), false),
+	stale("amd64", "incCPUIfZero", amd64StaleCPU("incCPUIfZero"), false),
 	stale("arm64", "add", arm64Stale("add", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "addIndirect", arm64Stale("addIndirect", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "pop", arm64Stale("pop", "\tMUL\tR1, R4, R5"), false),
@@ -313,6 +317,7 @@ var catalogue = []Mutant{
 	stale("arm64", "putHandle", arm64Stale("putHandle", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "addCPU", arm64StaleCPU("addCPU"), false),
 	stale("arm64", "addFloat64CPU", arm64StaleCPU("addFloat64CPU"), false),
+	stale("arm64", "incCPUIfZero", arm64StaleCPU("incCPUIfZero"), false),
 
 	// A value read after the commit: the table entry TakeHandle returns,
 	// the handle ClaimHandle returns. Killed by torture's post-commit
@@ -515,12 +520,50 @@ var catalogue = []Mutant{
 			Replace: "func unlockedWord(w uintptr) bool  { return true }"}},
 		Kill: []Killer{percpuAll}},
 
+	// IncCPUIfZero's guard checked before the restart label: a reader that
+	// saw no writer commits after the writer's fence. Killed by the
+	// writer's side of the protocol (TestIncCPUIfZeroFence).
+	{Name: "amd64/incCPUIfZero/guard-before-restart", Kind: StaleGuard, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: amd64S,
+			Find: asm("restart:",
+				"\tLEAQ\tDESC_incCPUIfZero, AX",
+				"\tMOVQ\tAX, 8(R8)",
+				"\tMOVL\t(R8), CX\t// rseq:start incCPUIfZero",
+				"\tSHLQ\t$7, CX",
+				"\tCMPQ\t(SI), $0",
+				"\tJNE\tguarded"),
+			Replace: asm("\tCMPQ\t(SI), $0",
+				"\tJNE\tguarded",
+				"restart:",
+				"\tLEAQ\tDESC_incCPUIfZero, AX",
+				"\tMOVQ\tAX, 8(R8)",
+				"\tMOVL\t(R8), CX\t// rseq:start incCPUIfZero",
+				"\tSHLQ\t$7, CX")}},
+		Kill: []Killer{rootTest("^TestIncCPUIfZeroFence$")}},
+	{Name: "arm64/incCPUIfZero/guard-before-restart", Kind: StaleGuard, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find: asm("restart:",
+				"\tMOVD\t$DESC_incCPUIfZero, R10",
+				"\tMOVD\tR10, 8(R8)",
+				"\tMOVWU\t(R8), R4\t// rseq:start incCPUIfZero",
+				"\tLSL\t$7, R4, R5",
+				"\tMOVD\t(R3), R7",
+				"\tCBNZ\tR7, guarded"),
+			Replace: asm("\tMOVD\t(R3), R7",
+				"\tCBNZ\tR7, guarded",
+				"restart:",
+				"\tMOVD\t$DESC_incCPUIfZero, R10",
+				"\tMOVD\tR10, 8(R8)",
+				"\tMOVWU\t(R8), R4\t// rseq:start incCPUIfZero",
+				"\tLSL\t$7, R4, R5")}},
+		Kill: []Killer{rootTest("^TestIncCPUIfZeroFence$")}},
+
 	// percpu.RWMutex: a reader that ignores a pending writer, a reader
 	// whose RUnlock is lost, a writer that does not count the shared slot.
 	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\tswitch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, &st.writer, 0, n+1) {\n\t\tcase rseq.Committed:\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n",
-			Replace: "\t\tswitch rseq.CompareBothAndStore(rseq.ByCPU, slot, c, n, c, n, n+1) {\n\t\tcase rseq.Committed:\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n"}},
+			Find:    "\t\tif rseq.IncCPUIfZero(st.counts, &st.writer) {\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n",
+			Replace: "\t\tif rseq.IncCPUIfZero(st.counts, new(uintptr)) {\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n"}},
 		Kill: []Killer{rwmutexTests}},
 	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",

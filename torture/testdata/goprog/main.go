@@ -419,21 +419,35 @@ func handles(ix rseq.Index, g, n int) {
 }
 
 // cpuCounters runs the sections of per-CPU counters, AddCPU (int64) and
-// AddFloat64CPU (float64; integer values, so the sum is exact).
+// AddFloat64CPU (float64; integer values, so the sum is exact), and
+// IncCPUIfZero with its guard clear (every call adds) and set (none does).
 func cpuCounters(g, n int) {
 	slots := rseq.Slots()
 	ints := region(slots * rseq.CPUStride)
 	floats := region(slots * rseq.CPUStride)
+	guarded := region(slots * rseq.CPUStride)
+	var clear, set uintptr = 0, 1
+	var refused, admitted atomic.Int64
 	calls := phase(g, n, func(int, int) bool {
 		rseq.AddCPU(ints, 3)
 		rseq.AddFloat64CPU(floats, 2)
+		if !rseq.IncCPUIfZero(guarded, &clear) {
+			refused.Add(1)
+		}
+		if rseq.IncCPUIfZero(guarded, &set) {
+			admitted.Add(1)
+		}
 		return true
 	})
-	var si int64
+	var si, sg int64
 	var sf float64
 	for i := 0; i < slots; i++ {
 		si += int64(*word(ints, uintptr(i)*rseq.CPUStride))
 		sf += math.Float64frombits(uint64(*word(floats, uintptr(i)*rseq.CPUStride)))
+		sg += int64(*word(guarded, uintptr(i)*rseq.CPUStride))
+	}
+	if refused.Load() != 0 || admitted.Load() != 0 || sg != calls {
+		fail("IncCPUIfZero: sum %d, want %d; %d refused with the guard clear, %d admitted with it set", sg, calls, refused.Load(), admitted.Load())
 	}
 	if want := 3 * calls; si != want {
 		fail("AddCPU: sum %d, want %d", si, want)
