@@ -222,6 +222,13 @@ func (m *RWMutex) RLock() {
 		st.rlockLocked()
 		return
 	}
+	// In slow mode the section would refuse: skip the call. (In fast mode
+	// this load hits the writer word's line, shared read-only between the
+	// CPUs while no writer comes.)
+	if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
+		st.rlockSlow()
+		return
+	}
 	for {
 		// One section: the calling CPU's count grows by 1 unless the
 		// writer word is set (a writer announced, or slow mode).
