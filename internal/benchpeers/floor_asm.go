@@ -22,3 +22,6 @@ func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint3
 
 //go:noescape
 func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool)
+
+//go:noescape
+func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool

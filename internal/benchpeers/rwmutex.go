@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/gorseq/rseq/percpu"
 )
@@ -40,7 +41,7 @@ func CheckWrites(b *testing.B, got, want int64) {
 // both mutexes through a dictionary or an interface, not inlined, and
 // measure the call instead of the lock.
 func RWMutex(every int) []Case {
-	return []Case{
+	cases := []Case{
 		{"single/rseq", func(b *testing.B) {
 			var m percpu.RWMutex
 			var v Guarded
@@ -122,6 +123,38 @@ func RWMutex(every int) []Case {
 				ReadSink.Add(s)
 			})
 			CheckWrites(b, v.X, writes.Load())
+		}},
+	}
+	if every == 0 {
+		cases = append(cases, rwFloor()...)
+	}
+	return cases
+}
+
+// rwFloor is the read-only RWMutex's floor: the empty assembly calls of
+// RLock's section (rseq.IncCPUIfZero) and of RUnlock's on amd64
+// (rseq.AddCPU; arm64's RUnlock makes a Slot call and a store-release
+// section instead), in the same loop.
+func rwFloor() []Case {
+	var slots [2][128]byte
+	base := unsafe.Pointer(&slots[0])
+	var guard uintptr
+	return []Case{
+		{"single/asmcall", func(b *testing.B) {
+			for b.Loop() {
+				if asmFloorIncCPU(base, &guard) {
+					asmFloorAddCPU(base, -1)
+				}
+			}
+		}},
+		{"parallel/asmcall", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if asmFloorIncCPU(base, &guard) {
+						asmFloorAddCPU(base, -1)
+					}
+				}
+			})
 		}},
 	}
 }
