@@ -276,6 +276,21 @@ func TestFallbackHoldsLock(t *testing.T) {
 					t.Error("PutHandle failed")
 				}
 			}, func() error { return want("header", *slotWord, 2|4<<32) }},
+		{"RestoreHandle", unsafe.Pointer(slotWord), func() {
+			// One full handle (0), a hole, two free ones (2, 3).
+			*(*uint64)(unsafe.Pointer(slotWord)) = 1 | 2<<32
+			for k := range 4 {
+				*(*uint32)(unsafe.Add(unsafe.Pointer(slotWord), 8+4*k)) = uint32(k)
+				*word(table, uintptr(8*k)) = objs[k]
+			}
+		}, func() {
+			if !restoreHandleFallback(slotsMem, stride, ByCPU, table, *(*unsafe.Pointer)(unsafe.Pointer(&objs[2])), 4) {
+				t.Error("RestoreHandle failed")
+			}
+		}, func() error {
+			return errors.Join(want("header", *slotWord, 2|3<<32),
+				want("handle", uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(slotWord), 8+4))), 2))
+		}},
 	}
 	for _, c := range cases {
 		clear(w.mem) // faults, served unchecked

@@ -114,3 +114,23 @@ func putHandleFallback(base unsafe.Pointer, stride uintptr, ix Index, h uint32) 
 	atomic.StoreUint64(hdr, w+1)
 	return slot, true
 }
+
+func restoreHandleFallback(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool) {
+	if retryWithSection() {
+		return RestoreHandle(base, stride, ix, table, v, capacity)
+	}
+	_, hdr, hs, mu := lockHandleSlot(secRestoreHandle, base, stride, ix)
+	defer mu.Unlock()
+	w := atomic.LoadUint64(hdr)
+	f, e := w&0xffffffff, w>>32
+	if e >= uint64(capacity) {
+		return false
+	}
+	h := atomic.LoadUint32(handleAt(hs, e))
+	if atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8))) != v {
+		return false
+	}
+	atomic.StoreUint32(handleAt(hs, f), h)
+	atomic.StoreUint64(hdr, w+1+1<<32)
+	return true
+}

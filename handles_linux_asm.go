@@ -47,3 +47,25 @@ func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32)
 //
 //go:noescape
 func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
+
+// RestoreHandle, on the calling thread's slot of a handle array:
+//
+//	slot = index of the calling thread
+//	if e >= capacity { return false }
+//	h = h[e]                      // the first free handle
+//	if table[h] != v { return false }
+//	h[f] = h; f, e = f+1, e+1     // commit: the header
+//	return true
+//
+// It puts back the handle a TakeHandle on this slot gave up, when nothing
+// has claimed it since: its table entry still holds the value TakeHandle
+// returned, so the handle becomes full again without the table being
+// written, in one section where ClaimHandle and PutHandle take two and a
+// table write. That is an object pool's Put of the object its Get just
+// returned, on the same CPU. Free handles have no owner, so nothing writes
+// their entries; the section compares the entry with v inside, so a claim
+// by another thread on this CPU restarts it. On false nothing changed, and
+// the caller takes the long way.
+//
+//go:noescape
+func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)

@@ -136,6 +136,19 @@ func TestHandleOperations(t *testing.T) {
 	put(13, false)
 	take(11, z)
 	want("take", 2, 2, 10, 12, 11)
+	restore := func(v *int, wantOK bool) {
+		t.Helper()
+		if ok := rseq.RestoreHandle(a.base(), a.stride, rseq.ByCPU, tp, unsafe.Pointer(v), a.capacity); ok != wantOK {
+			t.Fatalf("RestoreHandle(%p) = %v, want %v", v, ok, wantOK)
+		}
+	}
+	restore(y, false) // the first free handle's entry is z
+	want("restore of another value", 2, 2, 10, 12, 11)
+	restore(z, true)
+	want("restore", 3, 3, 10, 12, 11)
+	restore(z, false) // no free handle
+	take(11, z)
+	want("take after the restore", 2, 2, 10, 12, 11)
 	take(12, y)
 	take(10, x)
 	want("three takes", 0, 0, 10, 12, 11)
@@ -156,6 +169,15 @@ func TestHandleOperations(t *testing.T) {
 	claim(12)
 	claim(11)
 	want("claims after the take", 0, 3)
+
+	// A restore across holes: the handle goes to the first hole.
+	table[11] = z
+	put(11, true)
+	want("put", 1, 3, 11)
+	take(11, z)
+	want("take", 0, 2, 0, 0, 11)
+	restore(z, true)
+	want("restore into the first hole", 1, 3, 11)
 }
 
 // TestHandlesUnderFire runs a pool on the handle operations under fire:
@@ -188,7 +210,7 @@ func TestHandlesUnderFire(t *testing.T) {
 		objects []*object
 	}
 	total := 0
-	scenario(t, []string{"takeHandle", "claimHandle", "putHandle"}, func(workers, n int) {
+	scenario(t, []string{"takeHandle", "claimHandle", "putHandle", "restoreHandle"}, func(workers, n int) {
 		held := make([][]*object, workers)
 		for w := range held {
 			for range 4 {
@@ -219,6 +241,11 @@ func TestHandlesUnderFire(t *testing.T) {
 				o := mine[len(mine)-1]
 				mine = mine[:len(mine)-1]
 				o.owner.Store(0)
+				// Every other give-back tries the short way first: the
+				// handle o came out of, if it is still free here.
+				if i%4 == 1 && rseq.RestoreHandle(a.base(), a.stride, rseq.ByCPU, tp, unsafe.Pointer(o), capacity) {
+					continue
+				}
 				_, h, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, capacity)
 				if !ok {
 					spare.Lock()

@@ -108,10 +108,11 @@ func TestParamIncCPUIfZero(t *testing.T) {
 // TestIncCPUIfZeroFence is the writer's side of the protocol: once the
 // guard is set and every CPU fenced, no increment commits any more, while
 // readers keep trying; the increments made are exactly those reported. The
-// writer sets and clears the guard for a second (a thousand cycles on the
-// host): a reader that checked the guard outside its section commits after
-// the fence when the fence's restart lands between its check and its
-// commit, which takes hundreds of cycles to happen once.
+// writer sets and clears the guard for up to 3 seconds (about 10,000 cycles
+// a second on the host), stopping at the first late commit: a reader that
+// checks the guard outside its section (the bug this test is for) commits
+// after the fence when the fence's restart lands between its check and its
+// commit, which took 50 to 5,600 cycles in ten runs.
 func TestIncCPUIfZeroFence(t *testing.T) {
 	if !rseq.Features().Operations {
 		t.Skip("no sections: the fence does not apply (the fallback orders by locks)")
@@ -148,9 +149,15 @@ func TestIncCPUIfZeroFence(t *testing.T) {
 		stop.Store(true)
 		<-done
 	}()
+	// Spin, not sleep, between the steps: the more cycles, the more
+	// fences land between a reader's check and its commit.
+	spin := func(d time.Duration) {
+		for t0 := time.Now(); time.Since(t0) < d; {
+		}
+	}
 	cycles, late := 0, 0
-	for start := time.Now(); time.Since(start) < time.Second; cycles++ {
-		time.Sleep(100 * time.Microsecond)
+	for start := time.Now(); time.Since(start) < 3*time.Second && late == 0; cycles++ {
+		spin(20 * time.Microsecond)
 		atomic.StoreUintptr(&guard, 1)
 		if err := rseq.FenceAll(); err != nil {
 			t.Fatalf("FenceAll: %v", err)
@@ -158,7 +165,7 @@ func TestIncCPUIfZeroFence(t *testing.T) {
 		// Threads without an area increment under the shared slot's lock.
 		rseq.CompareAndStoreRemote((*uintptr)(unsafe.Pointer(&slots[len(slots)-1].n)), 0, 0)
 		before := sum()
-		time.Sleep(100 * time.Microsecond)
+		spin(20 * time.Microsecond)
 		if after := sum(); after != before {
 			late++
 			t.Errorf("cycle %d: %d increments committed after the guard was set and every CPU fenced", cycles, after-before)

@@ -563,6 +563,61 @@ guarded:
 fallback:
 	JMP	·incCPUIfZeroFallback(SB)
 
+// func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
+//
+// Pool.Put's common case in one section (handles_linux_asm.go): the first
+// free handle goes back to the full part if its table entry still holds
+// v, the object a TakeHandle on this slot gave out. No table write: the
+// entry is right already.
+//
+//	slot = *(area + indexField[ix&1])
+//	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
+//	if e >= capacity { exit: ok = false }
+//	h = hs[e]
+//	if table[h] != v { exit: ok = false }
+//	hs[f] = h                         // speculative: a hole (or h itself)
+//	*hdr += 1 | 1<<32                 // commit: the store
+TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
+	LOAD_AREA(·opsMode(SB), R8, fallback)
+	MOVQ	base+0(FP), DI
+	MOVQ	stride+8(FP), SI
+	MOVBQZX	ix+16(FP), DX
+	INDEX_FIELD(DX, AX)
+	MOVQ	table+24(FP), R11
+	MOVQ	v+32(FP), R12
+	MOVLQZX	capacity+40(FP), R13
+restart:
+	LEAQ	DESC_restoreHandle, AX
+	MOVQ	AX, 8(R8)
+	MOVL	(R8)(DX*1), CX	// rseq:start restoreHandle
+	IMULQ	SI, CX
+	ADDQ	DI, CX
+	MOVQ	(CX), R10
+	MOVQ	R10, R9
+	SHRQ	$32, R9
+	CMPQ	R9, R13
+	JCC	refused
+	MOVL	8(CX)(R9*4), BX
+	CMPQ	(R11)(BX*8), R12
+	JNE	refused
+	MOVL	R10, AX
+	MOVL	BX, 8(CX)(AX*4)
+	MOVQ	$0x100000001, AX
+	ADDQ	AX, R10
+	MOVQ	R10, (CX)	// rseq:commit restoreHandle
+	MOVB	$1, ok+48(FP)
+	RET
+	RSEQ_SIGNATURE
+	LOCK	// rseq:abort restoreHandle
+	INCQ	ABORTS_restoreHandle
+	JMP	restart
+refused:
+	MOVB	$0, ok+48(FP)	// rseq:exit restoreHandle
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, fallback)
+fallback:
+	JMP	·restoreHandleFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

@@ -601,6 +601,61 @@ guarded:
 fallback:
 	B	·incCPUIfZeroFallback(SB)
 
+// func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
+//
+// Pool.Put's common case in one section (handles_linux_asm.go).
+//
+//	slot = *(area + indexField[ix&1])
+//	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
+//	if e >= capacity { exit: ok = false }
+//	h = hs[e]
+//	if table[h] != v { exit: ok = false }
+//	hs[f] = h                         // speculative: a hole (or h itself)
+//	*hdr += 1 | 1<<32                 // commit: the store
+TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
+	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
+	MOVD	base+0(FP), R0
+	MOVD	stride+8(FP), R1
+	MOVBU	ix+16(FP), R2
+	INDEX_FIELD(R2, R10)
+	MOVD	table+24(FP), R3
+	MOVD	v+32(FP), R11
+	MOVWU	capacity+40(FP), R12
+	MOVD	$1, R7
+	ORR	R7<<32, R7, R7	// 1 | 1<<32, without a literal pool
+restart:
+	MOVD	$DESC_restoreHandle, R10
+	MOVD	R10, 8(R8)
+	MOVWU	(R8)(R2), R4	// rseq:start restoreHandle
+	MUL	R1, R4, R5
+	ADD	R0, R5, R5
+	MOVD	(R5), R6
+	LSR	$32, R6, R13
+	CMP	R12, R13
+	BHS	refused
+	ADD	$8, R5, R14
+	MOVWU	(R14)(R13<<2), R15
+	MOVD	(R3)(R15<<3), R19
+	CMP	R11, R19
+	BNE	refused
+	MOVWU	R6, R13
+	MOVW	R15, (R14)(R13<<2)
+	ADD	R7, R6, R6
+	MOVD	R6, (R5)	// rseq:commit restoreHandle
+	MOVD	$1, R13
+	MOVB	R13, ok+48(FP)
+	RET
+	RSEQ_SIGNATURE
+	MOVD	$ABORTS_restoreHandle, R10	// rseq:abort restoreHandle
+	COUNT_ABORT(R10, R13, R14)
+	B	restart
+refused:
+	MOVB	ZR, ok+48(FP)	// rseq:exit restoreHandle
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
+fallback:
+	B	·restoreHandleFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

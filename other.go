@@ -82,3 +82,9 @@ func AddFloat64CPU(base unsafe.Pointer, x float64) { addFloat64CPUFallback(base,
 func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool {
 	return incCPUIfZeroFallback(base, guard)
 }
+
+// RestoreHandle is documented in handles_linux_asm.go; here it is the
+// fallback.
+func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool) {
+	return restoreHandleFallback(base, stride, ix, table, v, capacity)
+}

@@ -27,3 +27,5 @@
 #define ABORTS_addFloat64CPU ·abortCounts+88(SB)
 #define DESC_incCPUIfZero ·__rseq_cs+384(SB)
 #define ABORTS_incCPUIfZero ·abortCounts+96(SB)
+#define DESC_restoreHandle ·__rseq_cs+416(SB)
+#define ABORTS_restoreHandle ·abortCounts+104(SB)

@@ -8,7 +8,7 @@ package rseq
 var signatureBytes = []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53}
 
 // numExitPoints is the number of entries of __rseq_exit_point_array.
-const numExitPoints = 13
+const numExitPoints = 14
 
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
@@ -26,4 +26,5 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "AddCPU", start: 45, postCommit: 11, abort: 64, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0x01, 0x1c, 0x0f}},
 	{fn: "AddFloat64CPU", start: 46, postCommit: 21, abort: 75, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0xf2, 0x0f, 0x11, 0x04, 0x0f}},
 	{fn: "IncCPUIfZero", start: 45, postCommit: 17, abort: 75, exits: []uintptr{85}, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0xff, 0x04, 0x0f}},
+	{fn: "RestoreHandle", start: 89, postCommit: 60, abort: 162, exits: []uintptr{172}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 }

@@ -8,7 +8,7 @@ package rseq
 var signatureBytes = []byte{0x00, 0xbc, 0x28, 0xd4}
 
 // numExitPoints is the number of entries of __rseq_exit_point_array.
-const numExitPoints = 13
+const numExitPoints = 14
 
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
@@ -26,4 +26,5 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "AddCPU", start: 52, postCommit: 20, abort: 80, exits: nil, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0x06, 0x68, 0x25, 0xf8}},
 	{fn: "AddFloat64CPU", start: 52, postCommit: 24, abort: 84, exits: nil, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0xa0, 0x00, 0x00, 0xfd}},
 	{fn: "IncCPUIfZero", start: 52, postCommit: 28, abort: 96, exits: []uintptr{124}, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0x06, 0x68, 0x25, 0xf8}},
+	{fn: "RestoreHandle", start: 92, postCommit: 64, abort: 172, exits: []uintptr{200}, startBytes: []byte{0x04, 0x69, 0x62, 0xb8}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
 }

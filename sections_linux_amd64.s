@@ -84,7 +84,13 @@ DATA ·__rseq_cs+388(SB)/4, $0
 DATA ·__rseq_cs+392(SB)/8, $·IncCPUIfZero+45(SB)
 DATA ·__rseq_cs+400(SB)/8, $17
 DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+75(SB)
-GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $416
+// restoreHandle
+DATA ·__rseq_cs+416(SB)/4, $0
+DATA ·__rseq_cs+420(SB)/4, $0
+DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+89(SB)
+DATA ·__rseq_cs+432(SB)/8, $60
+DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+162(SB)
+GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
 DATA ·__rseq_cs_ptr_array+0(SB)/8, $·__rseq_cs+0(SB)
@@ -100,7 +106,8 @@ DATA ·__rseq_cs_ptr_array+72(SB)/8, $·__rseq_cs+288(SB)
 DATA ·__rseq_cs_ptr_array+80(SB)/8, $·__rseq_cs+320(SB)
 DATA ·__rseq_cs_ptr_array+88(SB)/8, $·__rseq_cs+352(SB)
 DATA ·__rseq_cs_ptr_array+96(SB)/8, $·__rseq_cs+384(SB)
-GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $104
+DATA ·__rseq_cs_ptr_array+104(SB)/8, $·__rseq_cs+416(SB)
+GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $112
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
@@ -130,7 +137,9 @@ DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+79(SB)
 DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+150(SB)
 DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+45(SB)
 DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+85(SB)
-GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $208
+DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+89(SB)
+DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+172(SB)
+GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
 
 // sectionFuncs: the entry address of each section's function.
 DATA ·sectionFuncs+0(SB)/8, $·addSection(SB)
@@ -146,7 +155,8 @@ DATA ·sectionFuncs+72(SB)/8, $·PutHandle(SB)
 DATA ·sectionFuncs+80(SB)/8, $·AddCPU(SB)
 DATA ·sectionFuncs+88(SB)/8, $·AddFloat64CPU(SB)
 DATA ·sectionFuncs+96(SB)/8, $·IncCPUIfZero(SB)
-GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $104
+DATA ·sectionFuncs+104(SB)/8, $·RestoreHandle(SB)
+GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $112
 
 // func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 // Returns the addresses of the tables above; referring to them here also

@@ -18,6 +18,7 @@ const (
 	secAddCPU
 	secAddFloat64CPU
 	secIncCPUIfZero
+	secRestoreHandle
 	numSections
 )
 
@@ -36,4 +37,5 @@ var sectionNames = [numSections]string{
 	"addCPU",
 	"addFloat64CPU",
 	"incCPUIfZero",
+	"restoreHandle",
 }

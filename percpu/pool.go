@@ -21,7 +21,11 @@ import (
 // slot holds handles, indices into an ordinary []*T the GC sees, that are
 // either full (the entry holds a pooled object) or free. Get is one
 // restartable section, rseq.TakeHandle, which turns the CPU's last full
-// handle into a free one and returns the object its entry held. Put is two:
+// handle into a free one and returns the object its entry held. Put of an
+// object a Get on the same CPU handed out, whose handle nothing reused
+// since (a Get, some work, a Put: the common case) is one section too,
+// rseq.RestoreHandle: the CPU's first free handle becomes full again if
+// its entry still holds the object. Otherwise Put is two:
 // rseq.ClaimHandle takes a free handle out of the CPU's slot, Put writes
 // the object into the handle's entry with an ordinary Go store, and
 // rseq.PutHandle adds the handle to the full ones of the CPU the goroutine
@@ -165,6 +169,18 @@ func (p *Pool[T]) Put(x *T) {
 	if x == nil {
 		return
 	}
+	// The common case, x back on the CPU whose Get handed it out, its
+	// handle still free there: one section, no table write.
+	if rseq.RestoreHandle(p.handles(), p.stride, rseq.ByCPU, p.table, unsafe.Pointer(x), p.perCPU) {
+		return
+	}
+	p.putSlow(x)
+}
+
+// putSlow is Put when RestoreHandle did not apply: it claims a free
+// handle, writes x into its entry and puts the handle in the calling CPU's
+// slot (out of line, so that Put stays a small function).
+func (p *Pool[T]) putSlow(x *T) {
 	base := p.handles()
 	slot, h, ok := rseq.ClaimHandle(base, p.stride, rseq.ByCPU, p.perCPU)
 	if !ok {

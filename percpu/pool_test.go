@@ -37,7 +37,7 @@ func testPoolExact(t *testing.T, perCPU int) {
 	}
 	var dup atomic.Int64
 	var counts []int
-	underFire(t, []string{"takeHandle", "claimHandle", "putHandle"}, func() {
+	underFire(t, []string{"takeHandle", "claimHandle", "putHandle", "restoreHandle"}, func() {
 		held := make([][]*obj, G)
 		counts = until(G, func(g, i int) bool {
 			h := held[g]
@@ -49,8 +49,17 @@ func testPoolExact(t *testing.T, perCPU int) {
 				o.data[0]++ // touch: would fault on a freed object
 				held[g] = append(h, o)
 			} else {
-				o := h[len(h)-1]
-				held[g] = h[:len(h)-1]
+				// The object taken last (Put restores its handle, unless
+				// something reused it) or, every other time, the one
+				// held longest (Put claims a handle and writes its entry).
+				var o *obj
+				if i%2 == 0 {
+					o = h[len(h)-1]
+					held[g] = h[:len(h)-1]
+				} else {
+					o = h[0]
+					held[g] = h[1:]
+				}
 				o.owned.Store(0)
 				p.Put(o)
 			}

@@ -25,23 +25,14 @@ TEXT ·asmFloorTake(SB), NOSPLIT, $0-57
 	MOVB	$0, ok+56(FP)
 	RET
 
-// func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint32) (slot int, h uint32, ok bool)
-// The shape of rseq.ClaimHandle (Pool.Put, first section).
-TEXT ·asmFloorClaim(SB), NOSPLIT, $0-37
-	MOVQ	$0, slot+24(FP)
-	MOVL	$0, h+32(FP)
-	MOVB	$1, ok+36(FP)
-	RET
-
-// func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool)
-// The shape of rseq.PutHandle (Pool.Put, second section).
-TEXT ·asmFloorPut(SB), NOSPLIT, $0-33
-	MOVQ	$0, slot+24(FP)
-	MOVB	$1, ok+32(FP)
-	RET
-
 // func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
 // The shape of rseq.IncCPUIfZero (RWMutex.RLock); returns true.
 TEXT ·asmFloorIncCPU(SB), NOSPLIT, $0-17
 	MOVB	$1, ret+16(FP)
+	RET
+
+// func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool
+// The shape of rseq.RestoreHandle (Pool.Put's common case); returns true.
+TEXT ·asmFloorRestore(SB), NOSPLIT, $0-49
+	MOVB	$1, ret+48(FP)
 	RET

@@ -19,24 +19,16 @@ TEXT ·asmFloorTake(SB), NOSPLIT, $0-57
 	MOVB	ZR, ok+56(FP)
 	RET
 
-// func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint32) (slot int, h uint32, ok bool)
-TEXT ·asmFloorClaim(SB), NOSPLIT, $0-37
-	MOVD	ZR, slot+24(FP)
-	MOVW	ZR, h+32(FP)
-	MOVD	$1, R0
-	MOVB	R0, ok+36(FP)
-	RET
-
-// func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool)
-TEXT ·asmFloorPut(SB), NOSPLIT, $0-33
-	MOVD	ZR, slot+24(FP)
-	MOVD	$1, R0
-	MOVB	R0, ok+32(FP)
-	RET
-
 // func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
 // The shape of rseq.IncCPUIfZero (RWMutex.RLock); returns true.
 TEXT ·asmFloorIncCPU(SB), NOSPLIT, $0-17
 	MOVD	$1, R0
 	MOVB	R0, ret+16(FP)
+	RET
+
+// func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool
+// The shape of rseq.RestoreHandle (Pool.Put's common case); returns true.
+TEXT ·asmFloorRestore(SB), NOSPLIT, $0-49
+	MOVD	$1, R0
+	MOVB	R0, ret+48(FP)
 	RET

@@ -18,10 +18,7 @@ func asmFloorAddCPU(base unsafe.Pointer, n int64)
 func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
 
 //go:noescape
-func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint32) (slot int, h uint32, ok bool)
-
-//go:noescape
-func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool)
-
-//go:noescape
 func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
+
+//go:noescape
+func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool

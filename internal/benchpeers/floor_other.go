@@ -19,14 +19,9 @@ func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Po
 }
 
 //go:noinline
-func asmFloorClaim(base unsafe.Pointer, stride uintptr, ix uint8, capacity uint32) (slot int, h uint32, ok bool) {
-	return 0, 0, true
-}
-
-//go:noinline
-func asmFloorPut(base unsafe.Pointer, stride uintptr, ix uint8, h uint32) (slot int, ok bool) {
-	return 0, true
-}
-
-//go:noinline
 func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool { return true }
+
+//go:noinline
+func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool {
+	return true
+}

@@ -118,16 +118,16 @@ type Object struct {
 func NewObject() *Object { return new(Object) }
 
 // Pool compares percpu.Pool with sync.Pool and the empty assembly calls of
-// the shapes of Get's section and Put's two (TakeHandle, ClaimHandle,
-// PutHandle): the least a Get+Put of three sections can cost.
+// the shapes of Get's section and of Put's in its common case (TakeHandle,
+// RestoreHandle): the least a Get+Put of two sections can cost. (A Put
+// whose object's handle was reused takes ClaimHandle and PutHandle.)
 func Pool() []Case {
 	var slots [2][128]byte
 	base := unsafe.Pointer(&slots[0])
 	table := unsafe.Pointer(&slots[1])
 	floorGetPut := func() {
-		asmFloorTake(base, 128, 0, table)
-		_, h, _ := asmFloorClaim(base, 128, 0, 64)
-		asmFloorPut(base, 128, 0, h)
+		_, _, v, _ := asmFloorTake(base, 128, 0, table)
+		asmFloorRestore(base, 128, 0, table, v, 64)
 	}
 	return []Case{
 		{"single/rseq", func(b *testing.B) {

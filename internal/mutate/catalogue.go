@@ -91,6 +91,9 @@ const (
 	// StaleGuard: a section checks its guard word before the restart
 	// label, so a restart after a writer's fence commits anyway.
 	StaleGuard Kind = "stale-guard"
+	// CompareSkipped: a section commits without the comparison that
+	// decides whether it may (RestoreHandle's table entry).
+	CompareSkipped Kind = "compare-skipped"
 	// LostUpdate: an operation leaves out its change to shared state
 	// (a reader that never leaves the count it entered).
 	LostUpdate Kind = "lost-update"
@@ -557,6 +560,38 @@ var catalogue = []Mutant{
 				"\tMOVWU\t(R8), R4\t// rseq:start incCPUIfZero",
 				"\tLSL\t$7, R4, R5")}},
 		Kill: []Killer{rootTest("^TestIncCPUIfZeroFence$")}},
+
+	// RestoreHandle: the index read before the restart label, and the
+	// table entry's comparison dropped (a handle put back full with
+	// another object in its entry: that object twice in the pool, the
+	// one put lost).
+	{Name: "amd64/restoreHandle/index-before-restart", Kind: StaleIndex, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find: asm("restart:",
+				"\tLEAQ\tDESC_restoreHandle, AX",
+				"\tMOVQ\tAX, 8(R8)",
+				"\tMOVL\t(R8)(DX*1), CX\t// rseq:start restoreHandle",
+				"\tIMULQ\tSI, CX"),
+			Replace: asm("\tMOVL\t(R8)(DX*1), R9",
+				"restart:",
+				"\tLEAQ\tDESC_restoreHandle, AX",
+				"\tMOVQ\tAX, 8(R8)",
+				"\tMOVQ\tR9, CX\t// rseq:start restoreHandle",
+				"\tIMULQ\tSI, CX")}},
+		Kill: []Killer{tortureGo, sectionShape}},
+	{Name: "amd64/restoreHandle/compare-dropped", Kind: CompareSkipped, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tCMPQ\t(R11)(BX*8), R12", "\tJNE\trefused"),
+			Replace: asm("\tCMPQ\t(R11)(BX*8), R12", "\tNOP")}},
+		Kill: []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")}},
+	{Name: "arm64/restoreHandle/index-before-restart", Kind: StaleIndex, Arch: "arm64",
+		Edits: []Edit{arm64Stale("restoreHandle", "\tMUL\tR1, R4, R5")},
+		Kill:  []Killer{tortureGo, sectionShape}},
+	{Name: "arm64/restoreHandle/compare-dropped", Kind: CompareSkipped, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find:    asm("\tCMP\tR11, R19", "\tBNE\trefused"),
+			Replace: asm("\tCMP\tR11, R19", "\tNOP")}},
+		Kill: []Killer{tortureGo}},
 
 	// percpu.RWMutex: a reader that ignores a pending writer, a reader
 	// whose RUnlock is lost, a writer that does not count the shared slot.

@@ -360,6 +360,17 @@ func handles(ix rseq.Index, g, n int) {
 			}
 			return true
 		}
+		if i%4 == 1 {
+			// The short way back for the object taken last, if its
+			// handle is still the first free one here.
+			o := (*mine)[len(*mine)-1]
+			o.owner = 0
+			if rseq.RestoreHandle(base, hStride, ix, tp, unsafe.Pointer(o), uint32(capacity)) {
+				*mine = (*mine)[:len(*mine)-1]
+				return true
+			}
+			o.owner = int32(w + 1)
+		}
 		_, h, ok := rseq.ClaimHandle(base, hStride, ix, capacity)
 		if !ok && len(*spare) > 0 {
 			h, ok = (*spare)[len(*spare)-1], true
