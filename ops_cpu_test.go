@@ -66,13 +66,7 @@ func TestParamAddCPU(t *testing.T) {
 func TestParamIncCPUIfZero(t *testing.T) {
 	slots := make([]paddedInt, rseq.Slots())
 	base := unsafe.Pointer(&slots[0])
-	sum := func() int64 {
-		var s int64
-		for i := range slots {
-			s += atomic.LoadInt64(&slots[i].n)
-		}
-		return s
-	}
+	sum := func() int64 { return sumSlots(slots) }
 	var guard uintptr
 	var want int64
 	var refused atomic.Int64
@@ -119,13 +113,7 @@ func TestIncCPUIfZeroFence(t *testing.T) {
 	}
 	slots := make([]paddedInt, rseq.Slots())
 	base := unsafe.Pointer(&slots[0])
-	sum := func() int64 {
-		var s int64
-		for i := range slots {
-			s += atomic.LoadInt64(&slots[i].n)
-		}
-		return s
-	}
+	sum := func() int64 { return sumSlots(slots) }
 	var guard uintptr
 	var made atomic.Int64
 	var stop atomic.Bool
@@ -181,4 +169,13 @@ func TestIncCPUIfZeroFence(t *testing.T) {
 		t.Fatal("no increment at all: the test tested nothing")
 	}
 	t.Logf("%d guard cycles, %d increments, %d cycles with late commits", cycles, made.Load(), late)
+}
+
+// sumSlots adds up per-CPU int64 slots.
+func sumSlots(slots []paddedInt) int64 {
+	var s int64
+	for i := range slots {
+		s += atomic.LoadInt64(&slots[i].n)
+	}
+	return s
 }
