@@ -70,9 +70,6 @@ func (c *Counter) Add(n int64) {
 // call, so that Add stays inlinable).
 var errZeroCounter = errors.New("percpu: Counter used without NewCounter: the zero Counter has no shards")
 
-// The shards are rseq.AddCPU's slots.
-const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)
-
 // state returns the shards, or panics for the zero Counter.
 func (c *Counter) state() *counterState {
 	if c.s == nil {

@@ -57,8 +57,13 @@ import (
 	"github.com/gorseq/rseq"
 )
 
-// line is the padding unit between shards: two 64-byte cache lines.
+// line is the padding unit between shards: two 64-byte cache lines. It is
+// also rseq.CPUStride, the stride of the per-CPU sections (AddCPU,
+// AddFloat64CPU, IncCPUIfZero) that Counter, Float64Counter and RWMutex
+// call on their shards; the constant below fails to compile otherwise.
 const line = 128
+
+const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)
 
 // words allocates pointer-free memory for n shards of stride bytes each,
 // aligned to line, and returns the memory (to keep alive) and its aligned

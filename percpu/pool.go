@@ -171,17 +171,17 @@ func (p *Pool[T]) Put(x *T) {
 	}
 	// The common case, x back on the CPU whose Get handed it out, its
 	// handle still free there: one section, no table write.
-	if rseq.RestoreHandle(p.handles(), p.stride, rseq.ByCPU, p.table, unsafe.Pointer(x), p.perCPU) {
+	base := p.handles()
+	if rseq.RestoreHandle(base, p.stride, rseq.ByCPU, p.table, unsafe.Pointer(x), p.perCPU) {
 		return
 	}
-	p.putSlow(x)
+	p.putSlow(base, x)
 }
 
 // putSlow is Put when RestoreHandle did not apply: it claims a free
 // handle, writes x into its entry and puts the handle in the calling CPU's
 // slot (out of line, so that Put stays a small function).
-func (p *Pool[T]) putSlow(x *T) {
-	base := p.handles()
+func (p *Pool[T]) putSlow(base unsafe.Pointer, x *T) {
 	slot, h, ok := rseq.ClaimHandle(base, p.stride, rseq.ByCPU, p.perCPU)
 	if !ok {
 		if h, ok = p.spare(slot); !ok {

@@ -196,9 +196,6 @@ const (
 	slowBit   = 2 // slow mode: readers use atomic instructions
 )
 
-// The counts are rseq.IncCPUIfZero's and rseq.AddCPU's slots.
-const _ = uint(line-rseq.CPUStride) + uint(rseq.CPUStride-line)
-
 // rwEpoch is the origin of nanotime.
 var rwEpoch = time.Now()
 
