@@ -26,13 +26,11 @@ require (
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-require (
-	github.com/puzpuzpuz/xsync/v3 v3.5.1
-	golang.org/x/sys v0.49.0
-)
+require github.com/puzpuzpuz/xsync/v3 v3.5.1
 
 replace github.com/gorseq/rseq => ../
 

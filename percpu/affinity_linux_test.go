@@ -7,32 +7,22 @@ import (
 	"testing"
 
 	"github.com/gorseq/rseq"
+	"github.com/gorseq/rseq/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
-// onEachCPU runs f on a thread pinned to each CPU the process may use.
+// onEachCPU runs f on a thread pinned to each CPU the process may use,
+// checking that the thread runs where it was pinned.
 func onEachCPU(t *testing.T, f func(cpu int)) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var orig unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &orig); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.SchedSetaffinity(0, &orig)
-	for c := 0; c < len(orig)*64; c++ {
-		if !orig.IsSet(c) {
-			continue
-		}
-		var one unix.CPUSet
-		one.Set(c)
-		if err := unix.SchedSetaffinity(0, &one); err != nil {
-			t.Fatal(err)
-		}
+	err := testenv.OnEveryCPU(func(c int) {
 		if got := rseq.CPU(); got != c {
 			t.Fatalf("pinned to CPU %d, running on %d", c, got)
 		}
 		f(c)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,32 +4,17 @@ package percpu
 
 import (
 	"errors"
-	"runtime"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/gorseq/rseq/internal/testenv"
 )
 
-// onEveryCPU runs f on a thread pinned to each CPU the process may use, for
-// benchmarks (onEachCPU is the tests' own, with their *testing.T).
+// onEveryCPU runs f on a thread pinned to each CPU the process may use
+// (once more, unpinned, where pinning failed), for benchmarks (onEachCPU
+// is the tests' own, with their *testing.T).
 func onEveryCPU(f func()) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var orig unix.CPUSet
-	if unix.SchedGetaffinity(0, &orig) != nil {
+	if testenv.OnEveryCPU(func(int) { f() }) != nil {
 		f()
-		return
-	}
-	defer unix.SchedSetaffinity(0, &orig)
-	for c := 0; c < len(orig)*64; c++ {
-		if !orig.IsSet(c) {
-			continue
-		}
-		var one unix.CPUSet
-		one.Set(c)
-		if unix.SchedSetaffinity(0, &one) == nil {
-			f()
-		}
 	}
 }
 
