@@ -96,8 +96,9 @@ func floorsMet() bool {
 }
 
 // until runs f(g, i) for i = 0, 1, ... in G goroutines until burn() has
-// passed and floorsMet, or maxBurn() has (f returning false stops that
-// goroutine early), and returns the number of calls each goroutine made.
+// passed and floorsMet, or maxBurn() has, and each goroutine made 256
+// calls at least (f returning false stops that goroutine early), and
+// returns the number of calls each goroutine made.
 func until(G int, f func(g, i int) bool) []int {
 	counts := make([]int, G)
 	start := time.Now()
@@ -105,7 +106,9 @@ func until(G int, f func(g, i int) bool) []int {
 	parallel(G, func(g int) {
 		i := 0
 		for ; ; i++ {
-			if i%256 == 0 {
+			// Every goroutine makes one batch at least, however late it
+			// starts (a qemu guest can stall for a second).
+			if i%256 == 0 && i > 0 {
 				if now := time.Now(); now.After(hard) || now.After(deadline) && floorsMet() {
 					break
 				}

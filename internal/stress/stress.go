@@ -212,6 +212,14 @@ func (f *fire) begin() {
 }
 
 func (f *fire) end() Stats {
+	// A body that ended before the storms got the CPU (a stalled qemu
+	// guest, a short run) would leave the fire unburnt: let the affinity
+	// storm or the thread churn do one step first, for at most 2 seconds.
+	if f.haveMask || !f.opts.NoThreadChurn {
+		for deadline := time.Now().Add(2 * time.Second); f.affCalls.Load() == 0 && f.killed.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	close(f.done)
 	f.wg.Wait()
 	if f.profiling {
