@@ -99,7 +99,7 @@
 #                            holds the bookworm and trixie keys, which sign
 #                            bookworm*, trixie* and sid)
 #   GORSEQ_QEMU_TEST_TIMEOUT seconds per test binary in the guest (default 180
-#                            on amd64, 360 on arm64, which TCG emulates
+#                            on amd64, 480 on arm64, which TCG emulates
 #                            several times slower); then Go's -test.timeout
 #                            (20s less) or SIGQUIT hits
 #   GORSEQ_QEMU_TIMEOUT      seconds for the whole qemu run (default: 60 on
@@ -189,8 +189,8 @@ arm64)
 	base_timeout=120
 	# TCG runs arm64 code several times slower than amd64 code: percpu
 	# took 87-97s on the 2-core development machine with both arm64 guests
-	# running, and timed out at 160s on the CI machine (about 1.8x slower).
-	base_test_timeout=360
+	# running, and 237s on the CI machine (which once ran it past 160s).
+	base_test_timeout=480
 	;;
 *) die "--arch $arch: want amd64 or arm64" ;;
 esac
@@ -619,11 +619,16 @@ for n in "${names[@]}"; do
 		summary bin "$n" PASS "$p" "$f" "$s" "$t" "$([ "$none" -eq 0 ] || echo 'no tests to run')"
 	else
 		echo "FAIL $n: $res; $counts"
-		# The first failed test of the binary's output, else its first panic.
+		# The first failed test of the binary's output, else its first
+		# panic (with the tests that were running, if it timed out).
 		firstfail=$(awk -v n="$n" '
-			/QEMU-TEST-RESULT / { if ($2 == n) { print (ff != "" ? "first failure " ff : pn); exit } ff = pn = "" }
+			{ sub(/\r$/, "") }
+			/QEMU-TEST-RESULT / { if ($2 == n) { print (ff != "" ? "first failure " ff : pn); exit } ff = pn = ""; rt = nr = 0 }
 			/^--- FAIL: / && ff == "" { ff = $3 }
-			/^panic: / && pn == "" { pn = substr($0, 1, 100) }' "$work/console")
+			rt && /^[ \t]+running tests:/ { next }
+			rt && /^[ \t]+Test/ { sub(/^[ \t]+/, ""); pn = pn (nr++ ? ", " : "; running ") $0; next }
+			{ rt = 0 }
+			/^panic: / && pn == "" { pn = substr($0, 1, 100); rt = /test timed out/ }' "$work/console")
 		why="${res#"$n "}${firstfail:+, $firstfail}"
 		reasons+=("$n: $why")
 		summary bin "$n" FAIL "$p" "$f" "$s" "$t" "$why"

@@ -77,7 +77,11 @@ import (
 // must be a release (the critical section's loads and stores before the
 // decrement that lets a writer in): on amd64 every store is a release and
 // rseq.Add suffices; elsewhere RUnlock uses rseq.StoreThenCommitRelease,
-// whose commit is a store-release (STLR on arm64).
+// whose commit is a store-release (STLR on arm64). A writer that
+// announces itself without a fence (slow mode) is woken by a reader whose
+// decrement and check of the writer word are separated by an atomic
+// read-modify-write, made only when the word is set: a store buffer could
+// let a plain check pass the decrement, and both sides miss each other.
 //
 // Where restartable sections do not run (GORSEQ=off, platforms without
 // rseq, the race detector) the same code runs package rseq's fallback, under
@@ -280,7 +284,35 @@ func (m *RWMutex) RUnlock() {
 	} else {
 		atomic.AddUintptr(st.lockedCount(), ^uintptr(0))
 	}
-	// A writer that announced itself may be waiting for this reader.
+	st.runlockDone(atomic.LoadUintptr(&st.writer))
+}
+
+// runlockDone ends RUnlock, given the writer word as the load after the
+// decrement read it: a writer that announced itself may be waiting for
+// this reader.
+func (st *rwState) runlockDone(w uintptr) {
+	if w != 0 {
+		st.runlockCheck()
+	}
+}
+
+// runlockCheck ends an RUnlock that found the writer word set: it tells
+// a writer that announced itself that this reader left, deciding on a
+// load of the word that cannot pass the decrement.
+//
+// The decrement (a plain store in fast mode's section) and the load of the
+// writer word that follows it are a Dekker pair with a writer's store of
+// the word and its reads of the counts. When the load reads 0, a writer
+// announced after it fenced every CPU, which makes the decrement (made
+// before the load) visible to that writer's reads. When it reads anything
+// else, the mutex may be in slow mode, where a writer announces itself
+// with no fence: a store buffer (amd64's, or an emulator's) could then
+// hide the decrement from the writer's reads while this load misses the
+// writer's bit, and the writer would wait for a reader that left. So an
+// atomic read-modify-write, a full barrier everywhere, comes between the
+// decrement and the load that decides.
+func (st *rwState) runlockCheck() {
+	atomic.AddUintptr(st.slowCount(st.cpuSlot()), 0)
 	if atomic.LoadUintptr(&st.writer)&writerBit != 0 {
 		st.readerLeft()
 	}
@@ -365,30 +397,40 @@ func fatal(msg string) { panic(msg) }
 // negative, the sum of both arrays is what counts.
 func (st *rwState) announce() error {
 	if !st.fenced || !st.ops {
-		atomic.StoreUintptr(&st.writer, writerBit)
+		st.setWriter(writerBit)
 		return st.excludeReaders()
 	}
 	slow := atomic.LoadUintptr(&st.writer)&slowBit != 0
 	gap := nanotime() - st.lastUnlock
 	switch {
 	case !slow && gap < rwSlowAfter:
-		atomic.StoreUintptr(&st.writer, writerBit|slowBit)
+		st.setWriter(writerBit | slowBit)
 		if err := st.excludeReaders(); err != nil {
 			// Not in slow mode: no fence made it safe.
-			atomic.StoreUintptr(&st.writer, writerBit)
+			st.setWriter(writerBit)
 			return err
 		}
 		return nil
 	case slow && gap > rwFastAfter:
-		atomic.StoreUintptr(&st.writer, writerBit)
+		st.setWriter(writerBit)
 		return nil
 	case slow:
-		atomic.StoreUintptr(&st.writer, writerBit|slowBit)
+		st.setWriter(writerBit | slowBit)
 		return nil
 	}
-	atomic.StoreUintptr(&st.writer, writerBit)
+	st.setWriter(writerBit)
 	return st.excludeReaders()
 }
+
+// setWriter stores the writer word with an atomic swap: a full barrier on
+// every architecture, between the store and the loads that follow it
+// (readers' counts in Lock, rwaiting in release), each half of a Dekker
+// pair whose other half is an atomic read-modify-write and a load. A
+// store-release and a later load-acquire (arm64's STLR and LDAR, what
+// atomic.StoreUintptr and LoadUintptr are there) are ordered on the
+// hardware, but not by every emulator that translates them for an x86
+// host; the swap is ordered by all.
+func (st *rwState) setWriter(w uintptr) { atomic.SwapUintptr(&st.writer, w) }
 
 // excludeReaders makes sure that every reader that read the writer word
 // as 0 has committed its increment where the writer's next reads see it,
@@ -484,7 +526,7 @@ func (st *rwState) waitWriter() bool {
 // parked meanwhile, and lets the next writer in.
 func (st *rwState) release() {
 	st.lastUnlock = nanotime()
-	atomic.StoreUintptr(&st.writer, atomic.LoadUintptr(&st.writer)&slowBit)
+	st.setWriter(atomic.LoadUintptr(&st.writer) & slowBit)
 	if st.rwaiting.Load() != 0 {
 		st.rmu.Lock()
 		if n := st.rwaiting.Load(); n != 0 {

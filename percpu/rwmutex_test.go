@@ -507,3 +507,127 @@ func TestRWMutexZeroUnlockPanics(t *testing.T) {
 		}()
 	}
 }
+
+func testRWMutexLastReaderWakes(t *testing.T) {
+	forceParking(t)
+	var m RWMutex
+	n := 200000
+	switch {
+	case inQemu():
+		n = 10000
+	case testing.Short():
+		n = 50000
+	}
+	done := make(chan struct{})
+	var bad atomic.Int64
+	var shared int
+	go func() {
+		defer close(done)
+		start, finished := make(chan struct{}), make(chan struct{})
+		go func() {
+			for range start {
+				m.Lock()
+				shared++
+				m.Unlock()
+				finished <- struct{}{}
+			}
+		}()
+		for i := 0; i < n; i++ {
+			m.RLock()
+			before := shared
+			start <- struct{}{} // the writer announces itself while this reader holds the lock
+			for j := 0; j < i%1024; j++ {
+				spinHint()
+			}
+			if shared != before {
+				bad.Add(1)
+			}
+			m.RUnlock() // the only reader: its RUnlock alone can wake the writer
+			<-finished  // no other reader comes to rescue a lost wake-up
+		}
+		close(start)
+	}()
+	watchdog(t, 120*time.Second, done)
+	if bad.Load() != 0 || shared != n {
+		t.Fatalf("%d reads saw a write under the read lock; %d of %d writes done", bad.Load(), shared, n)
+	}
+}
+
+// TestRWMutexLastReaderWakes: a writer that waits for one reader, with
+// nobody else around, is woken by that reader's RUnlock, in every mode,
+// many times over (the decrement and the check of the writer word racing
+// the writer's announcement and its reads of the counts).
+func TestRWMutexLastReaderWakes(t *testing.T) {
+	withRWModes(t, testRWMutexLastReaderWakes)
+	withLocked(t, testRWMutexLastReaderWakes)
+}
+
+// TestRWMutexRUnlockReordered: RUnlock's check of the writer word may be
+// satisfied before its decrement is visible (a store buffer lets a load
+// pass an older store), and a writer in slow mode announces itself with no
+// fence that would order the two. The test makes that interleaving happen:
+// the reader reads the word, the writer announces itself, reads the counts
+// (still counting the reader) and parks, and only then does the reader's
+// decrement land and RUnlock decide on the stale word. The writer must be
+// woken all the same. (With a fence, the interleaving cannot happen: the
+// fence's interrupt orders the decrement before the writer's reads.)
+func TestRWMutexRUnlockReordered(t *testing.T) {
+	if !fenced() || !rseq.Features().Operations {
+		t.Skip("slow mode, where a writer announces itself without a fence, is that of the mutex with sections and fences")
+	}
+	forceParking(t)
+	for _, c := range []struct {
+		name                 string
+		slowAfter, fastAfter int64
+	}{
+		{"slow", math.MaxInt64, math.MaxInt64}, // the writer stays in slow mode
+		{"to-fast", math.MaxInt64, -1},         // the writer switches back to fast mode, without a fence
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			slowAfter, fastAfter := rwSlowAfter, rwFastAfter
+			defer func() { rwSlowAfter, rwFastAfter = slowAfter, fastAfter }()
+			rwSlowAfter, rwFastAfter = c.slowAfter, c.fastAfter
+			for round := 0; round < 3; round++ {
+				var m RWMutex
+				var writes int
+				m.Lock() // switches to slow mode (with a fence)
+				writes++
+				m.Unlock()
+				st := m.st.Load()
+				if w := atomic.LoadUintptr(&st.writer); w != slowBit {
+					t.Fatalf("writer word %#x after the first write, want slowBit", w)
+				}
+				m.RLock()
+				stale := atomic.LoadUintptr(&st.writer) // RUnlock's load, passing the decrement
+				done := make(chan struct{})
+				go func() {
+					m.Lock()
+					writes++
+					m.Unlock()
+					close(done)
+				}()
+				eventually(t, "the writer announces itself", func() bool {
+					return atomic.LoadUintptr(&st.writer)&writerBit != 0
+				})
+				time.Sleep(50 * time.Millisecond) // it reads the counts, sees this reader, parks
+				select {
+				case <-done:
+					t.Fatal("the writer got the lock while a reader held it")
+				default:
+				}
+				runlockSection(st) // the decrement lands
+				st.runlockDone(stale)
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the writer was not woken: RUnlock decided on the writer word it read before its decrement (%#x)", stale)
+				}
+				m.RLock()
+				if writes != 2 {
+					t.Fatalf("%d writes, want 2", writes)
+				}
+				m.RUnlock()
+			}
+		})
+	}
+}

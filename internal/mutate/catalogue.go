@@ -94,6 +94,9 @@ const (
 	// CompareSkipped: a section commits without the comparison that
 	// decides whether it may (RestoreHandle's table entry).
 	CompareSkipped Kind = "compare-skipped"
+	// LostWakeup: a waker decides on a value that a store buffer may have
+	// made stale, and a waiter sleeps for ever.
+	LostWakeup Kind = "lost-wakeup"
 	// LostUpdate: an operation leaves out its change to shared state
 	// (a reader that never leaves the count it entered).
 	LostUpdate Kind = "lost-update"
@@ -605,6 +608,11 @@ var catalogue = []Mutant{
 			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
 			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
 		Kill: []Killer{rwmutexTests}},
+	{Name: "go/percpu/RWMutex.RUnlock/stale-writer-word", Kind: LostWakeup,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\tif w != 0 {\n\t\tst.runlockCheck()\n\t}",
+			Replace: "\tif w&writerBit != 0 {\n\t\tst.readerLeft()\n\t}"}},
+		Kill: []Killer{{Pkg: "./percpu", Run: "^TestRWMutexRUnlockReordered$", Timeout: 60 * time.Second, Short: true}}},
 	{Name: "go/percpu/RWMutex.readers/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
 			Find:    "\tfor i := 0; i < st.n; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))",
