@@ -77,11 +77,11 @@ import (
 // must be a release (the critical section's loads and stores before the
 // decrement that lets a writer in): on amd64 every store is a release and
 // rseq.Add suffices; elsewhere RUnlock uses rseq.StoreThenCommitRelease,
-// whose commit is a store-release (STLR on arm64). A writer that
-// announces itself without a fence (slow mode) is woken by a reader whose
-// decrement and check of the writer word are separated by an atomic
-// read-modify-write, made only when the word is set: a store buffer could
-// let a plain check pass the decrement, and both sides miss each other.
+// whose commit is a store-release (STLR on arm64). RUnlock's decrement
+// and its check of the writer word are a plain store and a load, which a
+// store buffer may reorder: a writer that announced itself without a fence
+// (slow mode) fences before it parks, so that it cannot sleep for a reader
+// that left (see waitReaders).
 //
 // Where restartable sections do not run (GORSEQ=off, platforms without
 // rseq, the race detector) the same code runs package rseq's fallback, under
@@ -291,29 +291,7 @@ func (m *RWMutex) RUnlock() {
 // decrement read it: a writer that announced itself may be waiting for
 // this reader.
 func (st *rwState) runlockDone(w uintptr) {
-	if w != 0 {
-		st.runlockCheck()
-	}
-}
-
-// runlockCheck ends an RUnlock that found the writer word set: it tells
-// a writer that announced itself that this reader left, deciding on a
-// load of the word that cannot pass the decrement.
-//
-// The decrement (a plain store in fast mode's section) and the load of the
-// writer word that follows it are a Dekker pair with a writer's store of
-// the word and its reads of the counts. When the load reads 0, a writer
-// announced after it fenced every CPU, which makes the decrement (made
-// before the load) visible to that writer's reads. When it reads anything
-// else, the mutex may be in slow mode, where a writer announces itself
-// with no fence: a store buffer (amd64's, or an emulator's) could then
-// hide the decrement from the writer's reads while this load misses the
-// writer's bit, and the writer would wait for a reader that left. So an
-// atomic read-modify-write, a full barrier everywhere, comes between the
-// decrement and the load that decides.
-func (st *rwState) runlockCheck() {
-	atomic.AddUintptr(st.slowCount(st.cpuSlot()), 0)
-	if atomic.LoadUintptr(&st.writer)&writerBit != 0 {
+	if w&writerBit != 0 {
 		st.readerLeft()
 	}
 }
@@ -325,11 +303,12 @@ func (st *rwState) runlockCheck() {
 func (m *RWMutex) Lock() {
 	st := m.state()
 	st.w.Lock()
-	if err := st.announce(); err != nil {
+	ordered, err := st.announce()
+	if err != nil {
 		st.release()
 		panic("percpu: RWMutex.Lock: " + err.Error())
 	}
-	st.waitReaders()
+	st.waitReaders(ordered)
 	st.slice = rseq.SliceRequest()
 }
 
@@ -341,7 +320,7 @@ func (m *RWMutex) TryLock() bool {
 	if atomic.LoadUintptr(&st.writer)&writerBit != 0 || st.readers() != 0 || !st.w.TryLock() {
 		return false
 	}
-	if st.announce() != nil || st.readers() != 0 {
+	if _, err := st.announce(); err != nil || st.readers() != 0 {
 		st.release()
 		return false
 	}
@@ -395,10 +374,15 @@ func fatal(msg string) { panic(msg) }
 // switch back needs none (the word is not 0 until Unlock clears it).
 // RUnlock always decrements counts with a section: any count may go
 // negative, the sum of both arrays is what counts.
-func (st *rwState) announce() error {
+//
+// ordered reports whether every reader's RUnlock is now ordered with the
+// writer's reads of the counts (a fence was made, or the mode's locks and
+// atomic instructions order them); if not, the writer must fence before
+// it parks (waitReaders).
+func (st *rwState) announce() (ordered bool, err error) {
 	if !st.fenced || !st.ops {
 		st.setWriter(writerBit)
-		return st.excludeReaders()
+		return true, st.excludeReaders()
 	}
 	slow := atomic.LoadUintptr(&st.writer)&slowBit != 0
 	gap := nanotime() - st.lastUnlock
@@ -408,18 +392,18 @@ func (st *rwState) announce() error {
 		if err := st.excludeReaders(); err != nil {
 			// Not in slow mode: no fence made it safe.
 			st.setWriter(writerBit)
-			return err
+			return false, err
 		}
-		return nil
+		return true, nil
 	case slow && gap > rwFastAfter:
 		st.setWriter(writerBit)
-		return nil
+		return false, nil
 	case slow:
 		st.setWriter(writerBit | slowBit)
-		return nil
+		return false, nil
 	}
 	st.setWriter(writerBit)
-	return st.excludeReaders()
+	return true, st.excludeReaders()
 }
 
 // setWriter stores the writer word with an atomic swap: a full barrier on
@@ -470,7 +454,9 @@ func (st *rwState) readers() int {
 }
 
 // waitReaders waits, the writer word set, until no reader holds the lock.
-func (st *rwState) waitReaders() {
+// ordered says whether announce ordered the writer after every reader's
+// RUnlock (a fence, or locks): see below.
+func (st *rwState) waitReaders(ordered bool) {
 	// A token left by a reader of an earlier writer means nothing now; a
 	// token taken here was sent after its reader's decrement, which the
 	// reads below see.
@@ -483,7 +469,39 @@ func (st *rwState) waitReaders() {
 			spinHint()
 			continue
 		}
+		if !ordered {
+			// A writer that announced itself without a fence (slow mode)
+			// must fence before it parks. A reader's RUnlock decrements
+			// its count with a plain store (the section's commit) and then
+			// loads the writer word to see whether to wake a writer; a
+			// store buffer lets that load pass the store, so the reader
+			// can miss the writer's bit while the writer's reads miss the
+			// decrement, and the writer would sleep for a reader that
+			// left. The fence makes every decrement made before it
+			// visible to the reads after it, and every reader's load
+			// after it sees the bit (and wakes the writer). Fencing only
+			// here keeps slow mode's writers that find no reader, or see
+			// the last one leave while they spin, free of system calls.
+			if fenceAllCPUs() != nil {
+				st.pollReaders()
+				return
+			}
+			ordered = true
+			continue
+		}
 		<-st.wake
+	}
+}
+
+// pollReaders waits until no reader holds the lock, without the readers'
+// wake-ups: for a writer in slow mode whose fence failed (membarrier
+// refused after the mutex was first used), which cannot park safely.
+func (st *rwState) pollReaders() {
+	for d := time.Microsecond; st.readers() != 0; {
+		time.Sleep(d)
+		if d < time.Millisecond {
+			d *= 2
+		}
 	}
 }
 

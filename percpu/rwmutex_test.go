@@ -562,15 +562,16 @@ func TestRWMutexLastReaderWakes(t *testing.T) {
 	withLocked(t, testRWMutexLastReaderWakes)
 }
 
-// TestRWMutexRUnlockReordered: RUnlock's check of the writer word may be
-// satisfied before its decrement is visible (a store buffer lets a load
-// pass an older store), and a writer in slow mode announces itself with no
-// fence that would order the two. The test makes that interleaving happen:
-// the reader reads the word, the writer announces itself, reads the counts
-// (still counting the reader) and parks, and only then does the reader's
-// decrement land and RUnlock decide on the stale word. The writer must be
-// woken all the same. (With a fence, the interleaving cannot happen: the
-// fence's interrupt orders the decrement before the writer's reads.)
+// TestRWMutexRUnlockReordered: RUnlock's check of the writer word is a
+// load after a plain store (its decrement), and a store buffer may let the
+// load pass the store: the decrement stays invisible to other CPUs until
+// the reader's CPU makes a barrier (an interrupt: a writer's fence) or the
+// buffer drains by itself. A writer in slow mode announces itself with no
+// fence, so the test makes this happen: the reader reads the word, the
+// writer announces itself and reads the counts (still counting the
+// reader), and the decrement lands only at the writer's next fence, or 50
+// ms later if none comes; RUnlock then decides on the word it read first.
+// The writer must get the lock all the same (it fences before it parks).
 func TestRWMutexRUnlockReordered(t *testing.T) {
 	if !fenced() || !rseq.Features().Operations {
 		t.Skip("slow mode, where a writer announces itself without a fence, is that of the mutex with sections and fences")
@@ -584,9 +585,16 @@ func TestRWMutexRUnlockReordered(t *testing.T) {
 		{"to-fast", math.MaxInt64, -1},         // the writer switches back to fast mode, without a fence
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			slowAfter, fastAfter := rwSlowAfter, rwFastAfter
-			defer func() { rwSlowAfter, rwFastAfter = slowAfter, fastAfter }()
+			slowAfter, fastAfter, savedFence := rwSlowAfter, rwFastAfter, fenceAllCPUs
+			defer func() { rwSlowAfter, rwFastAfter, fenceAllCPUs = slowAfter, fastAfter, savedFence }()
 			rwSlowAfter, rwFastAfter = c.slowAfter, c.fastAfter
+			var buffered atomic.Pointer[rwState] // a decrement waiting in the store buffer
+			drain := func() {
+				if st := buffered.Swap(nil); st != nil {
+					runlockSection(st)
+				}
+			}
+			fenceAllCPUs = func() error { drain(); return savedFence() }
 			for round := 0; round < 3; round++ {
 				var m RWMutex
 				var writes int
@@ -598,7 +606,8 @@ func TestRWMutexRUnlockReordered(t *testing.T) {
 					t.Fatalf("writer word %#x after the first write, want slowBit", w)
 				}
 				m.RLock()
-				stale := atomic.LoadUintptr(&st.writer) // RUnlock's load, passing the decrement
+				buffered.Store(st)                      // RUnlock's decrement, buffered
+				stale := atomic.LoadUintptr(&st.writer) // RUnlock's load, passing it
 				done := make(chan struct{})
 				go func() {
 					m.Lock()
@@ -607,20 +616,15 @@ func TestRWMutexRUnlockReordered(t *testing.T) {
 					close(done)
 				}()
 				eventually(t, "the writer announces itself", func() bool {
-					return atomic.LoadUintptr(&st.writer)&writerBit != 0
+					return atomic.LoadUintptr(&st.writer)&writerBit != 0 || buffered.Load() == nil
 				})
-				time.Sleep(50 * time.Millisecond) // it reads the counts, sees this reader, parks
-				select {
-				case <-done:
-					t.Fatal("the writer got the lock while a reader held it")
-				default:
-				}
-				runlockSection(st) // the decrement lands
+				time.Sleep(50 * time.Millisecond) // the writer reads the counts, then fences or parks
+				drain()                           // the buffer drains by itself, if no fence drained it
 				st.runlockDone(stale)
 				select {
 				case <-done:
 				case <-time.After(10 * time.Second):
-					t.Fatalf("the writer was not woken: RUnlock decided on the writer word it read before its decrement (%#x)", stale)
+					t.Fatalf("the writer did not get the lock: it parked without a fence, and the reader's RUnlock, deciding on the writer word it read before its decrement landed (%#x), did not wake it", stale)
 				}
 				m.RLock()
 				if writes != 2 {

@@ -94,8 +94,8 @@ const (
 	// CompareSkipped: a section commits without the comparison that
 	// decides whether it may (RestoreHandle's table entry).
 	CompareSkipped Kind = "compare-skipped"
-	// LostWakeup: a waker decides on a value that a store buffer may have
-	// made stale, and a waiter sleeps for ever.
+	// LostWakeup: a waiter parks where its waker may decide on a value
+	// that a store buffer made stale, and sleeps for ever.
 	LostWakeup Kind = "lost-wakeup"
 	// LostUpdate: an operation leaves out its change to shared state
 	// (a reader that never leaves the count it entered).
@@ -608,10 +608,10 @@ var catalogue = []Mutant{
 			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
 			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
 		Kill: []Killer{rwmutexTests}},
-	{Name: "go/percpu/RWMutex.RUnlock/stale-writer-word", Kind: LostWakeup,
+	{Name: "go/percpu/RWMutex.Lock/parks-unfenced", Kind: LostWakeup,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\tif w != 0 {\n\t\tst.runlockCheck()\n\t}",
-			Replace: "\tif w&writerBit != 0 {\n\t\tst.readerLeft()\n\t}"}},
+			Find:    "\tst.waitReaders(ordered)\n",
+			Replace: "\tst.waitReaders(ordered || true)\n"}},
 		Kill: []Killer{{Pkg: "./percpu", Run: "^TestRWMutexRUnlockReordered$", Timeout: 60 * time.Second, Short: true}}},
 	{Name: "go/percpu/RWMutex.readers/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
