@@ -608,7 +608,7 @@ var catalogue = []Mutant{
 			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
 			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
 		Kill: []Killer{rwmutexTests}},
-	{Name: "go/percpu/RWMutex.Lock/parks-unfenced", Kind: LostWakeup,
+	{Name: "go/percpu/RWMutex.Lock/parks-unfenced", Kind: LostWakeup, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
 			Find:    "\tst.waitReaders(ordered)\n",
 			Replace: "\tst.waitReaders(ordered || true)\n"}},
