@@ -38,25 +38,32 @@ func rwSections() []string {
 // Lock switches).
 var rwTestMode = "fast"
 
-// withRWModes runs f in each of RWMutex's modes (see rwState.announce),
-// by setting the gaps that decide the switches.
+// withRWModes runs f in each of RWMutex's modes (see rwState.announce).
 func withRWModes(t *testing.T, f func(t *testing.T)) {
 	for _, mode := range []string{"fast", "slow", "switching"} {
 		t.Run(mode, func(t *testing.T) {
-			slowAfter, fastAfter := rwSlowAfter, rwFastAfter
-			t.Cleanup(func() { rwSlowAfter, rwFastAfter, rwTestMode = slowAfter, fastAfter, "fast" })
-			switch mode {
-			case "fast":
-				rwSlowAfter = -1 // no gap is shorter
-			case "slow":
-				rwSlowAfter, rwFastAfter = math.MaxInt64, math.MaxInt64
-			case "switching":
-				rwSlowAfter, rwFastAfter = math.MaxInt64, -1
-			}
-			rwTestMode = mode
+			setRWMode(t, mode)
 			f(t)
 		})
 	}
+}
+
+// setRWMode puts the mutexes in mode ("fast", "slow" or "switching") for
+// the rest of the test, by setting the gaps that decide the switches.
+func setRWMode(t *testing.T, mode string) {
+	slowAfter, fastAfter := rwSlowAfter, rwFastAfter
+	t.Cleanup(func() { rwSlowAfter, rwFastAfter, rwTestMode = slowAfter, fastAfter, "fast" })
+	switch mode {
+	case "fast":
+		rwSlowAfter = -1 // no gap is shorter
+	case "slow":
+		rwSlowAfter, rwFastAfter = math.MaxInt64, math.MaxInt64
+	case "switching":
+		rwSlowAfter, rwFastAfter = math.MaxInt64, -1
+	default:
+		t.Fatalf("no RWMutex mode %q", mode)
+	}
+	rwTestMode = mode
 }
 
 // TestRWMutexModes: the modes switch as announced, and the slow one takes
@@ -577,17 +584,13 @@ func TestRWMutexRUnlockReordered(t *testing.T) {
 		t.Skip("slow mode, where a writer announces itself without a fence, is that of the mutex with sections and fences")
 	}
 	forceParking(t)
-	for _, c := range []struct {
-		name                 string
-		slowAfter, fastAfter int64
-	}{
-		{"slow", math.MaxInt64, math.MaxInt64}, // the writer stays in slow mode
-		{"to-fast", math.MaxInt64, -1},         // the writer switches back to fast mode, without a fence
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			slowAfter, fastAfter, savedFence := rwSlowAfter, rwFastAfter, fenceAllCPUs
-			defer func() { rwSlowAfter, rwFastAfter, fenceAllCPUs = slowAfter, fastAfter, savedFence }()
-			rwSlowAfter, rwFastAfter = c.slowAfter, c.fastAfter
+	// In slow mode the writer stays slow; when switching, it goes back to
+	// fast mode, without a fence.
+	for _, mode := range []string{"slow", "switching"} {
+		t.Run(mode, func(t *testing.T) {
+			setRWMode(t, mode)
+			savedFence := fenceAllCPUs
+			defer func() { fenceAllCPUs = savedFence }()
 			var buffered atomic.Pointer[rwState] // a decrement waiting in the store buffer
 			drain := func() {
 				if st := buffered.Swap(nil); st != nil {
