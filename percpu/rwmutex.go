@@ -52,7 +52,8 @@ import (
 // Writes that come often switch the mutex to its slow mode, where a
 // reader increments its CPU's count of a second array with an atomic
 // instruction (still a cache line of its own CPU, not one shared line) and
-// then checks the writer word, and Lock needs no fence. A Lock that comes
+// then checks the writer word, and Lock needs no fence unless it has to
+// park for a reader (see rwState.waitReaders). A Lock that comes
 // less than 20 µs after the previous Unlock switches to slow mode (that
 // switch fences once); one that comes more than 1 ms after switches back.
 // So the fence is paid only by writes far apart, where it costs little
@@ -76,10 +77,10 @@ import (
 // loads must come after the load that saw the last writer gone). RUnlock
 // must be a release (the critical section's loads and stores before the
 // decrement that lets a writer in): on amd64 every store is a release and
-// rseq.Add suffices; elsewhere RUnlock uses rseq.StoreThenCommitRelease,
+// rseq.AddCPU suffices; elsewhere RUnlock uses rseq.StoreThenCommitRelease,
 // whose commit is a store-release (STLR on arm64). RUnlock's decrement
-// and its check of the writer word are a plain store and a load, which a
-// store buffer may reorder: a writer that announced itself without a fence
+// and its check of the writer word are a store and a load, which a store
+// buffer may reorder: a writer that announced itself without a fence
 // (slow mode) fences before it parks, so that it cannot sleep for a reader
 // that left (see waitReaders).
 //
@@ -114,7 +115,7 @@ type rwState struct {
 	// writer is 0 while no writer has announced itself and readers take
 	// their sections; bit 0 (writerBit) is set while a writer has
 	// announced itself, bit 1 (slowBit) while the mutex is in its slow
-	// mode (see adapt). Readers load it in every RLock (in the section)
+	// mode (see announce). Readers load it in every RLock (in the section)
 	// and RUnlock; only writers store it, so its line stays shared
 	// between the CPUs.
 	writer uintptr
@@ -207,7 +208,7 @@ var rwEpoch = time.Now()
 func nanotime() int64 { return int64(time.Since(rwEpoch)) }
 
 // Writes often enough make the mutex switch to its slow mode, where Lock
-// needs no fence (see adapt). A Lock that comes less than rwSlowAfter
+// needs no fence (see announce). A Lock that comes less than rwSlowAfter
 // after the previous Unlock switches to it; one that comes more than
 // rwFastAfter after switches back. Tests change them.
 var (
@@ -356,10 +357,10 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 // fatal panics with msg (the misuse sync.RWMutex reports as a fatal error).
 func fatal(msg string) { panic(msg) }
 
-// announce sets the writer bit, in the mode adapt chooses, and excludes
-// the readers: afterwards every reader that took the read lock is counted
-// where readers() sees it, and every other sees the writer bit. Called
-// with w held.
+// announce sets the writer bit, in the mode the gap since the last Unlock
+// chooses, and excludes the readers: afterwards every reader that took the
+// read lock is counted where readers() sees it, and every other sees the
+// writer bit. Called with w held.
 //
 // The modes. In fast mode (the writer word's slowBit clear) readers take
 // the read lock with a restartable section on counts, which commits only
@@ -369,7 +370,7 @@ func fatal(msg string) { panic(msg) }
 // instead, with an atomic instruction, then check the writer bit, undoing
 // the increment if it is set; the writer sets the bit (also atomically)
 // before it reads the counts, so one of the two sees the other, and Lock
-// needs no fence. The switch to slow mode fences once, so that no section
+// needs no fence until it parks (waitReaders). The switch to slow mode fences once, so that no section
 // that read the word as 0 before slowBit was set commits afterwards; the
 // switch back needs none (the word is not 0 until Unlock clears it).
 // RUnlock always decrements counts with a section: any count may go
@@ -472,7 +473,7 @@ func (st *rwState) waitReaders(ordered bool) {
 		if !ordered {
 			// A writer that announced itself without a fence (slow mode)
 			// must fence before it parks. A reader's RUnlock decrements
-			// its count with a plain store (the section's commit) and then
+			// its count with the section's commit, a store, and then
 			// loads the writer word to see whether to wake a writer; a
 			// store buffer lets that load pass the store, so the reader
 			// can miss the writer's bit while the writer's reads miss the
