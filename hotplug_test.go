@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/gorseq/rseq"
+	"github.com/gorseq/rseq/internal/testenv"
 	"github.com/gorseq/rseq/percpu"
 	"golang.org/x/sys/unix"
 )
@@ -149,21 +150,24 @@ func hotplugWorker(t *testing.T) {
 	}, rseq.Slots())
 	var stop atomic.Bool
 	var adds, maxCPU, badSlot atomic.Int64
+	add := func() {
+		c.Add(1)
+		slot := rseq.Add(unsafe.Pointer(&arr[0]), unsafe.Sizeof(arr[0]), rseq.ByCPU, 1)
+		adds.Add(1)
+		if slot >= rseq.SharedSlot() {
+			badSlot.Store(int64(slot) + 1)
+		}
+		if cpu := int64(rseq.CPU()); cpu > maxCPU.Load() {
+			maxCPU.Store(cpu)
+		}
+	}
 	var wg sync.WaitGroup
 	for g := 0; g < 6; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				c.Add(1)
-				slot := rseq.Add(unsafe.Pointer(&arr[0]), unsafe.Sizeof(arr[0]), rseq.ByCPU, 1)
-				adds.Add(1)
-				if slot >= rseq.SharedSlot() {
-					badSlot.Store(int64(slot) + 1)
-				}
-				if cpu := int64(rseq.CPU()); cpu > maxCPU.Load() {
-					maxCPU.Store(cpu)
-				}
+			for !stop.Load() {
+				add()
 			}
 		}()
 	}
@@ -191,8 +195,18 @@ func hotplugWorker(t *testing.T) {
 	// under TCG on a busy host can take seconds), or 30 s.
 	deadline := time.Now().Add(30 * time.Second)
 	var seen time.Time
+	var pinErr error
 	for time.Now().Before(deadline) {
 		widen()
+		// The goroutines above reach a new CPU only if the load balancer
+		// moves their thread there (GOMAXPROCS was 1 at start): also pin
+		// this thread to every CPU the kernel lets it use now, the new
+		// ones among them as soon as they are up.
+		pinErr = testenv.OnEveryCPU(func(int) {
+			for i := 0; i < 1000; i++ {
+				add()
+			}
+		})
 		time.Sleep(10 * time.Millisecond)
 		if seen.IsZero() && maxCPU.Load() > int64(start) {
 			seen = time.Now()
@@ -205,7 +219,7 @@ func hotplugWorker(t *testing.T) {
 	wg.Wait()
 
 	if m := maxCPU.Load(); m <= int64(start) {
-		t.Errorf("no thread ran on a CPU brought online (highest CPU seen %d)", m)
+		t.Errorf("no thread ran on a CPU brought online (highest CPU seen %d; pinning to each CPU allowed: %v)", m, pinErr)
 	} else if m >= int64(bound) {
 		t.Errorf("CPU %d seen, at or above PossibleCPUs %d: sections index past their arrays", m, bound)
 	}
