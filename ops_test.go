@@ -123,6 +123,12 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 		return true
 	}
 	for {
+		// The first batch puts worker 0 on the main thread where the
+		// binary asks for it (GORSEQ_TEST_MAIN_THREAD): one batch of
+		// fallback mixed with sections is enough, and a goroutine
+		// locked to a thread is too slow (every Gosched is a thread
+		// hand-off) for the later batches to reach their abort floors.
+		mainThreadBatch.Store(batches == 0)
 		batch(workers(), opsPerWorker())
 		batches++
 		if !rseq.Features().Operations || time.Since(start) > limit ||
@@ -150,10 +156,22 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 	return batches
 }
 
+// mainThreadBatch is set by scenario for its first batch: parallel then
+// runs worker 0 on the main thread (see onMainThread).
+var mainThreadBatch atomic.Bool
+
+// parallel runs body(w) for w in [0, workers) on as many goroutines and
+// waits for them. In a scenario's first batch, worker 0 runs on the
+// process's main thread when the test binary was started with
+// GORSEQ_TEST_MAIN_THREAD (see onMainThread).
 func parallel(workers int, body func(w int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
+		if w == 0 && mainThreadBatch.Swap(false) {
+			onMainThread(&wg, func() { body(0) })
+			continue
+		}
 		go func() {
 			defer wg.Done()
 			body(w)
