@@ -2,8 +2,8 @@
 //
 // Every section follows one shape:
 //
-//	LOAD_AREA               find the thread's struct rseq, or jump to the
-//	                        operation's Go fallback
+//	LOAD_OPS_AREA           find the thread's struct rseq, or jump to the
+//	                        operation's Go fallback (area_linux_amd64.h)
 //	load arguments          into general-purpose registers only
 //	restart:                (the abort handler jumps back here)
 //	LEAQ  desc, AX          arm: rseq_cs = &this section's struct rseq_cs
@@ -15,7 +15,6 @@
 //	signature               0f b9 3d 53 30 05 53
 //	abort:                  count the abort, JMP restart
 //	exits:                  compare-failed / moved / empty paths
-//	GLIBC_AREA              glibc mode's way to the area, out of line
 //
 // The sections have no calls, system calls or indirect branches, are entered
 // only at the top, and only their commit store (and the speculative stores of
@@ -35,7 +34,7 @@
 //	slot = *(area + field)
 //	*(*int64)(base + slot*stride) += n    // commit: the store
 TEXT ·addSection(SB), NOSPLIT, $0-40
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVQ	field+16(FP), DX
@@ -55,7 +54,6 @@ restart:
 	LOCK	// rseq:abort add
 	INCQ	ABORTS_add
 	JMP	restart
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addFallback(SB)
 
@@ -65,7 +63,7 @@ fallback:
 //	p := *(*uintptr)(base + slot*stride)
 //	*(*int64)(p + off) += n                // commit: the store
 TEXT ·addIndirectSection(SB), NOSPLIT, $0-48
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVQ	field+16(FP), DX
@@ -87,7 +85,6 @@ restart:
 	LOCK	// rseq:abort addIndirect
 	INCQ	ABORTS_addIndirect
 	JMP	restart
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addIndirectFallback(SB)
 
@@ -99,7 +96,7 @@ fallback:
 //	head = *v
 //	*v = *(*uintptr)(head + nextOff)       // commit: the store
 TEXT ·popSection(SB), NOSPLIT, $0-57
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVQ	field+16(FP), DX
@@ -130,7 +127,6 @@ isempty:
 	MOVQ	$0, head+48(FP)
 	MOVB	$0, ok+56(FP)
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·popFallback(SB)
 
@@ -140,7 +136,7 @@ fallback:
 //	if *v != expect { exit: CompareFailed }
 //	*v = new                               // commit
 TEXT ·cmpStoreSection(SB), NOSPLIT, $0-41
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
 	MOVQ	slot+8(FP), R9
 	MOVQ	v+16(FP), DI
@@ -167,7 +163,6 @@ cmpfail:
 moved:
 	MOVB	$2, ret+40(FP)	// rseq:exit cmpStore
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·cmpStoreFallback(SB)
 
@@ -177,7 +172,7 @@ fallback:
 //	if *v != expect || *v2 != expect2 { exit: CompareFailed }
 //	*v = new                               // commit
 TEXT ·cmp2StoreSection(SB), NOSPLIT, $0-57
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
 	MOVQ	slot+8(FP), R9
 	MOVQ	v+16(FP), DI
@@ -208,7 +203,6 @@ cmpfail:
 moved:
 	MOVB	$2, ret+56(FP)	// rseq:exit cmp2Store
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·cmp2StoreFallback(SB)
 
@@ -219,7 +213,7 @@ fallback:
 //	*v2 = new2                             // speculative store
 //	*v = new                               // commit
 TEXT ·storeCommitSection(SB), NOSPLIT, $0-57
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
 	MOVQ	slot+8(FP), R9
 	MOVQ	v+16(FP), DI
@@ -249,7 +243,6 @@ cmpfail:
 moved:
 	MOVB	$2, ret+56(FP)	// rseq:exit storeCommit
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·storeCommitFallback(SB)
 
@@ -260,7 +253,7 @@ fallback:
 //	copy(dst[:n], src[:n])                 // speculative stores, 8 then 1 byte at a time
 //	*v = new                               // commit
 TEXT ·copyCommitSection(SB), NOSPLIT, $0-65
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
 	MOVQ	slot+8(FP), R9
 	MOVQ	v+16(FP), DI
@@ -309,7 +302,6 @@ cmpfail:
 moved:
 	MOVB	$2, ret+64(FP)	// rseq:exit copyCommit
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·copyCommitFallback(SB)
 
@@ -328,7 +320,7 @@ fallback:
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
 TEXT ·TakeHandle(SB), NOSPLIT, $0-57
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
@@ -368,7 +360,6 @@ isempty:
 	MOVQ	$0, v+48(FP)
 	MOVB	$0, ok+56(FP)
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·takeHandleFallback(SB)
 
@@ -380,7 +371,7 @@ fallback:
 //	h = hs[e]
 //	*hdr += 1<<32                     // commit: the store
 TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
@@ -415,7 +406,6 @@ isfull:
 	MOVL	$0, h+32(FP)
 	MOVB	$0, ok+36(FP)
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·claimHandleFallback(SB)
 
@@ -427,7 +417,7 @@ fallback:
 //	hs[f] = h                         // speculative: a hole until the commit
 //	*hdr += 1                         // commit: the store
 TEXT ·PutHandle(SB), NOSPLIT, $0-33
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
@@ -460,7 +450,6 @@ nohole:
 	MOVQ	R9, slot+24(FP)	// rseq:exit putHandle
 	MOVB	$0, ok+32(FP)
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·putHandleFallback(SB)
 
@@ -475,10 +464,11 @@ fallback:
 //
 // The commit is the ADDQ to memory: one instruction, which an interrupt
 // cannot split, so the section is three instructions. Budget: 2 loads of
-// arguments and 3 to find the area (LOAD_AREA: the mode byte, m.tls[2]),
-// 2 to arm rseq_cs, then the section: 1 load, 1 shift, 1 load+add+store.
+// arguments and 5 to find the area (LOAD_OPS_AREA: the mode byte, the
+// slot, the FS slot, the bias, cpu_id; no branch taken in own or glibc
+// mode), 2 to arm rseq_cs, then the section: 1 load, 1 shift, 1 load+add+store.
 TEXT ·AddCPU(SB), NOSPLIT, $0-16
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	n+8(FP), BX
 restart:
@@ -492,7 +482,6 @@ restart:
 	LOCK	// rseq:abort addCPU
 	INCQ	ABORTS_addCPU
 	JMP	restart
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addCPUFallback(SB)
 
@@ -505,7 +494,7 @@ fallback:
 //	p := (*float64)(base + cpu<<7)
 //	*p = *p + x                            // commit: the store
 TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVSD	x+8(FP), X1
 restart:
@@ -521,7 +510,6 @@ restart:
 	LOCK	// rseq:abort addFloat64CPU
 	INCQ	ABORTS_addFloat64CPU
 	JMP	restart
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·addFloat64CPUFallback(SB)
 
@@ -539,7 +527,7 @@ fallback:
 // Budget: as AddCPU's, plus the guard's load and compare inside the
 // section and the result's store after it.
 TEXT ·IncCPUIfZero(SB), NOSPLIT, $0-17
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	guard+8(FP), SI
 restart:
@@ -559,7 +547,6 @@ restart:
 guarded:
 	MOVB	$0, ret+16(FP)	// rseq:exit incCPUIfZero
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·incCPUIfZeroFallback(SB)
 
@@ -578,7 +565,7 @@ fallback:
 //	hs[f] = h                         // speculative: a hole (or h itself)
 //	*hdr += 1 | 1<<32                 // commit: the store
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
-	LOAD_AREA(·opsMode(SB), R8, fallback)
+	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
@@ -614,7 +601,6 @@ restart:
 refused:
 	MOVB	$0, ok+48(FP)	// rseq:exit restoreHandle
 	RET
-	GLIBC_AREA(·opsMode(SB), R8, fallback)
 fallback:
 	JMP	·restoreHandleFallback(SB)
 
@@ -622,11 +608,10 @@ fallback:
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.
 TEXT ·slotOf(SB), NOSPLIT, $0-16
-	LOAD_AREA(·opsMode(SB), AX, slow)
+	LOAD_OPS_AREA(AX, slow)
 	MOVQ	field+0(FP), CX
 	MOVL	(AX)(CX*1), AX
 	MOVQ	AX, ret+8(FP)
 	RET
-	GLIBC_AREA(·opsMode(SB), AX, slow)
 slow:
 	JMP	·slotSlow(SB)

@@ -22,9 +22,20 @@ const (
 	atBase            = 7
 )
 
-// areaMode selects how the assembly finds a thread's area. It is set once
-// during package initialisation and read by LOAD_AREA.
-var areaMode uint8
+// areaMode selects how the assembly finds a thread's area, and areaSlot
+// and areaBias where (see areaLocation). They are set once, by
+// setAreaMode during package initialisation, and read by LOAD_AREA.
+var (
+	areaMode           uint8
+	areaSlot, areaBias int64
+)
+
+// setAreaMode sets areaMode and the location that goes with it; glibc mode
+// needs glibcOffset set first.
+func setAreaMode(mode uint8) {
+	areaMode = mode
+	areaSlot, areaBias = areaLocation(mode)
+}
 
 // glibcOffset is __rseq_offset in glibc mode.
 var glibcOffset int64
@@ -97,7 +108,7 @@ func initFeatures(f *Support) {
 	fail := func(e syscall.Errno, why string) {
 		f.Usable, f.Mode, f.Errno, f.Reason = false, ModeNone, e, why
 		f.NodeID, f.ConcurrencyID, f.SliceExtension = false, false, false
-		areaMode = areaModeNone
+		setAreaMode(areaModeNone)
 	}
 
 	f.RuntimeVerified = runtimeVerified(f.GoVersion)
@@ -145,7 +156,7 @@ func initFeatures(f *Support) {
 				return
 			}
 			glibcOffset = g.offset
-			areaMode = areaModeGlibc
+			setAreaMode(areaModeGlibc)
 			f.Usable, f.Mode, f.AreaSize = true, ModeGlibc, int(g.size)
 			// glibc registers with RSEQ_SIG, the value of Signature on
 			// both platforms.
@@ -175,7 +186,7 @@ func initFeatures(f *Support) {
 	for areaStep < uintptr(regLen) || areaStep < uintptr(f.Alignment) {
 		areaStep *= 2
 	}
-	areaMode = areaModeOwn
+	setAreaMode(areaModeOwn)
 	f.Usable, f.Mode, f.AreaSize = true, ModeOwn, int(regLen)
 
 	// Register the initialising thread now, so that a failure common to

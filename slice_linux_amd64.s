@@ -19,7 +19,7 @@
 
 // func sliceRequestFast() uintptr
 TEXT ·sliceRequestFast(SB), NOSPLIT, $0-8
-	LOAD_AREA(·areaMode(SB), AX, none)
+	LOAD_THREAD_AREA(AX, none)
 	MOVL	OFF_FLAGS(AX), CX
 	TESTL	$FLAG_SLICE_ENABLED, CX
 	JZ	none
@@ -33,14 +33,13 @@ TEXT ·sliceRequestFast(SB), NOSPLIT, $0-8
 pending:
 	MOVQ	$1, ret+0(FP)
 	RET
-	GLIBC_AREA(·areaMode(SB), AX, none)
 none:
 	MOVQ	$0, ret+0(FP)
 	RET
 
 // func sliceEndFast(area uintptr) (granted, yielded bool)
 TEXT ·sliceEndFast(SB), NOSPLIT, $0-10
-	LOAD_AREA(·areaMode(SB), AX, other)
+	LOAD_THREAD_AREA(AX, other)
 	CMPQ	AX, area+0(FP)
 	JNE	other
 	MOVB	$0, OFF_REQUEST(AX)
@@ -55,7 +54,6 @@ TEXT ·sliceEndFast(SB), NOSPLIT, $0-10
 	CMPQ	AX, $1
 	SETEQ	yielded+9(FP)
 	RET
-	GLIBC_AREA(·areaMode(SB), AX, other)
 other:
 	MOVB	$0, granted+8(FP)
 	MOVB	$0, yielded+9(FP)

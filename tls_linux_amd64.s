@@ -50,10 +50,9 @@ TEXT ·peek32(SB), NOSPLIT, $0-12
 // Returns the calling thread's registered area, or 0 when the thread has
 // none yet or uses the fallback. It never registers.
 TEXT ·currentArea(SB), NOSPLIT, $0-8
-	LOAD_AREA(·areaMode(SB), AX, none)
+	LOAD_THREAD_AREA(AX, none)
 	MOVQ	AX, ret+0(FP)
 	RET
-	GLIBC_AREA(·areaMode(SB), AX, none)
 none:
 	MOVQ	$0, ret+0(FP)
 	RET
@@ -62,24 +61,22 @@ none:
 // Reads cpu_id from the calling thread's area; without one it tail-calls
 // cpuSlow, which registers the thread or asks getcpu.
 TEXT ·CPU(SB), NOSPLIT, $0-8
-	LOAD_AREA(·areaMode(SB), AX, slow)
+	LOAD_THREAD_AREA(AX, slow)
 	MOVL	4(AX), AX
 	MOVQ	AX, ret+0(FP)
 	RET
-	GLIBC_AREA(·areaMode(SB), AX, slow)
 slow:
 	JMP	·cpuSlow(SB)
 
 // func areaField(off uintptr) (v uint32, ok bool)
 // Reads the 32-bit field at off in the calling thread's area.
 TEXT ·areaField(SB), NOSPLIT, $0-13
-	LOAD_AREA(·areaMode(SB), AX, none)
+	LOAD_THREAD_AREA(AX, none)
 	MOVQ	off+0(FP), CX
 	MOVL	(AX)(CX*1), AX
 	MOVL	AX, v+8(FP)
 	MOVB	$1, ok+12(FP)
 	RET
-	GLIBC_AREA(·areaMode(SB), AX, none)
 none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)

@@ -139,7 +139,7 @@ func Sections() []Section {
 // the code through read to verify them.
 func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 	f.Operations, f.OperationsReason = false, ""
-	opsMode = areaModeNone
+	setOpsMode(areaModeNone)
 	indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
 	if f.ConcurrencyID {
 		indexField[ByConcurrencyID] = offMMCID
@@ -156,7 +156,7 @@ func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 			f.OperationsReason = "section verification failed: " + err.Error()
 			return
 		}
-		opsMode = areaMode
+		setOpsMode(areaMode)
 		f.Operations = true
 	}
 }

@@ -287,7 +287,47 @@ func checkThread(allowed []int, possible int, expected func() uintptr) Thread {
 			if got := int32(loadUint32(uintptr(t.Area) + 4)); int(got) != c {
 				fail("on CPU %d: cpu_id in the area at %#x is %d", c, t.Area, got)
 			}
+			if rseq.Features().Operations {
+				checkSections(c, fail)
+			}
 		}
 	}
 	return t
+}
+
+// checkSections runs two sections on the thread, pinned to CPU c: rseq.Add
+// and rseq.AddCPU must both update slot c, as sections and not through
+// their fallbacks. That proves the sections found the thread's area (the
+// one AreaAddress reports: glibc's in a cgo program) and read c from it.
+func checkSections(c int, fail func(format string, args ...any)) {
+	const words = rseq.CPUStride / 8
+	cells := make([]int64, rseq.Slots()*words)
+	fallbacks := func() (add, addCPU uint64) {
+		for _, s := range rseq.Stats() {
+			switch s.Name {
+			case "add":
+				add = s.Fallbacks
+			case "addCPU":
+				addCPU = s.Fallbacks
+			}
+		}
+		return add, addCPU
+	}
+	add0, addCPU0 := fallbacks()
+	if s := rseq.Add(unsafe.Pointer(&cells[0]), rseq.CPUStride, rseq.ByCPU, 1); s != c {
+		fail("on CPU %d: rseq.Add updated slot %d", c, s)
+	}
+	rseq.AddCPU(unsafe.Pointer(&cells[0]), 2)
+	for s := range rseq.Slots() {
+		want := int64(0)
+		if s == c {
+			want = 3
+		}
+		if got := cells[s*words]; got != want {
+			fail("on CPU %d: after rseq.Add(1) and rseq.AddCPU(2), slot %d holds %d, want %d", c, s, got, want)
+		}
+	}
+	if add1, addCPU1 := fallbacks(); add1 != add0 || addCPU1 != addCPU0 {
+		fail("on CPU %d: rseq.Add and rseq.AddCPU took their fallbacks (%d and %d times) on a thread with an area", c, add1-add0, addCPU1-addCPU0)
+	}
 }
