@@ -81,8 +81,10 @@ import (
 // whose commit is a store-release (STLR on arm64). RUnlock's decrement
 // and its check of the writer word are a store and a load, which a store
 // buffer may reorder: a writer that announced itself without a fence
-// (slow mode) fences before it parks, so that it cannot sleep for a reader
-// that left (see waitReaders).
+// (slow mode) never parks for good before it has fenced, so that it cannot
+// sleep for a reader that left: it first waits for a reader's wake-up for
+// at most rwUnorderedWait, and fences only if readers are still counted
+// after that (see waitReaders).
 //
 // Where restartable sections do not run (GORSEQ=off, platforms without
 // rseq, the race detector) the same code runs package rseq's fallback, under
@@ -143,6 +145,7 @@ type rwState struct {
 	w     sync.Mutex    // excludes writers
 	slice rseq.Slice    // the writer's time-slice extension request, under w
 	wake  chan struct{} // capacity 1: a reader left while a writer waits
+	timer *time.Timer   // under w: bounds an unordered writer's wait (waitReaders)
 
 	rmu      sync.Mutex // guards the parked readers
 	rcond    sync.Cond  // on rmu: Unlock broadcasts
@@ -155,6 +158,12 @@ var (
 	rwReaderSpins = 64
 	rwWriterSpins = 64
 )
+
+// rwUnorderedWait bounds the first wait of a writer that announced itself
+// without a fence (see waitReaders): long enough for a woken reader to be
+// scheduled and leave, far longer than a store takes to leave a store
+// buffer. Tests change it.
+var rwUnorderedWait = 50 * time.Microsecond
 
 // fenceAllCPUs is rseq.FenceAll; tests replace it.
 var fenceAllCPUs = rseq.FenceAll
@@ -465,6 +474,7 @@ func (st *rwState) waitReaders(ordered bool) {
 	case <-st.wake:
 	default:
 	}
+	waited := false
 	for spins := 0; st.readers() != 0; spins++ {
 		if spins < rwWriterSpins {
 			spinHint()
@@ -472,17 +482,31 @@ func (st *rwState) waitReaders(ordered bool) {
 		}
 		if !ordered {
 			// A writer that announced itself without a fence (slow mode)
-			// must fence before it parks. A reader's RUnlock decrements
-			// its count with the section's commit, a store, and then
-			// loads the writer word to see whether to wake a writer; a
-			// store buffer lets that load pass the store, so the reader
-			// can miss the writer's bit while the writer's reads miss the
-			// decrement, and the writer would sleep for a reader that
-			// left. The fence makes every decrement made before it
-			// visible to the reads after it, and every reader's load
-			// after it sees the bit (and wakes the writer). Fencing only
-			// here keeps slow mode's writers that find no reader, or see
-			// the last one leave while they spin, free of system calls.
+			// must not park for good before it fences. A reader's
+			// RUnlock decrements its count with the section's commit, a
+			// store, and then loads the writer word to see whether to
+			// wake a writer; a store buffer lets that load pass the
+			// store, so the reader can miss the writer's bit while the
+			// writer's reads miss the decrement, and the writer would
+			// sleep for a reader that left.
+			//
+			// So it first waits for a wake-up for a bounded time: a
+			// reader that saw the bit wakes it, and one that did not has
+			// its decrement visible long before the time is up (a store
+			// leaves the store buffer in nanoseconds). Only if readers
+			// are still counted after that does it fence: the fence makes
+			// every decrement made before it visible to the reads after
+			// it, and every reader's load after it sees the bit (and
+			// wakes the writer). The fence, a system call that interrupts
+			// every CPU, costs more than the wait in the common case of
+			// a reader that holds the lock briefly; writers that find no
+			// reader, or see the last one leave while they spin, make no
+			// system call at all.
+			if !waited {
+				waited = true
+				st.waitWake(rwUnorderedWait)
+				continue
+			}
 			if fenceAllCPUs() != nil {
 				st.pollReaders()
 				return
@@ -491,6 +515,24 @@ func (st *rwState) waitReaders(ordered bool) {
 			continue
 		}
 		<-st.wake
+	}
+}
+
+// waitWake waits for a reader's wake-up (a token on st.wake), for at most
+// d. Called with w held: the timer is the writer's.
+func (st *rwState) waitWake(d time.Duration) {
+	if st.timer == nil {
+		st.timer = time.NewTimer(d)
+	} else {
+		st.timer.Reset(d)
+	}
+	select {
+	case <-st.wake:
+		// A stale expiry cannot stay in the channel (Go 1.23 timers);
+		// with asynctimerchan=1 one could, and would only shorten a
+		// later wait.
+		st.timer.Stop()
+	case <-st.timer.C:
 	}
 }
 
