@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gorseq/rseq/internal/testenv"
 )
 
@@ -33,8 +31,8 @@ func TestMain(m *testing.M) {
 	if mainThreadWork == nil {
 		testenv.Main(m)
 	}
-	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
-		fmt.Fprintf(os.Stderr, "FAIL: GORSEQ_TEST_MAIN_THREAD: TestMain runs on thread %d, not the main thread %d\n", tid, pid)
+	if err := onProcessMainThread(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: GORSEQ_TEST_MAIN_THREAD:", err)
 		os.Exit(1)
 	}
 	if err := testenv.CheckOperations(); err != nil {
@@ -65,8 +63,8 @@ func onMainThread(wg *sync.WaitGroup, body func()) {
 	}
 	mainThreadWork <- func() {
 		defer wg.Done()
-		if unix.Gettid() != unix.Getpid() {
-			panic("mainThreadWork ran off the main thread")
+		if err := onProcessMainThread(); err != nil {
+			panic("mainThreadWork: " + err.Error())
 		}
 		body()
 	}

@@ -162,18 +162,9 @@ func slotSlow(field uintptr) int {
 }
 
 // opsMode is areaMode when the operations run as restartable sections, and
-// areaModeNone when they all use the fallback; opsSlot and opsBias locate
-// the area as areaSlot and areaBias do. The sections' LOAD_AREA reads them;
-// setOpsMode sets them.
-var (
-	opsMode          uint8
-	opsSlot, opsBias int64
-)
-
-func setOpsMode(mode uint8) {
-	opsMode = mode
-	opsSlot, opsBias = areaLocation(mode)
-}
+// areaModeNone when they all use the fallback. The sections' LOAD_AREA
+// reads it; setOpsMode (verify_linux.go) sets it.
+var opsMode uint8
 
 // Add adds n to the int64 at the start of the calling thread's slot and
 // returns the slot:
