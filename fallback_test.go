@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gorseq/rseq/internal/testenv"
 )
 
 // TestScenariosInFallbackModes runs the param_test scenarios again in two
@@ -62,10 +64,10 @@ func TestScenariosInFallbackModes(t *testing.T) {
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("building a PIE test binary: %v\n%s", err, out)
 		}
-		// GORSEQ_TEST_MAIN_THREAD puts worker 0 of every scenario on
-		// the main thread, so each section must count fallbacks there
+		// Lending the main thread puts worker 0 of every scenario's
+		// first batch there, so each section must count fallbacks there
 		// while the other workers run it as a section.
-		fb := run(t, bin, "GORSEQ_TEST_MAIN_THREAD=1")
+		fb := run(t, bin, testenv.MainThreadVar+"=1")
 		t.Logf("fallbacks on the main thread of the PIE binary: %v", fb)
 		for _, s := range fallbackSections {
 			if fb[s] == 0 {

@@ -124,7 +124,7 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 	}
 	for {
 		// The first batch puts worker 0 on the main thread where the
-		// binary asks for it (GORSEQ_TEST_MAIN_THREAD): one batch of
+		// binary lends it (testenv.LockMainThread): one batch of
 		// fallback mixed with sections is enough, and a goroutine
 		// locked to a thread is too slow (every Gosched is a thread
 		// hand-off) for the later batches to reach their abort floors.
@@ -162,8 +162,8 @@ var mainThreadBatch atomic.Bool
 
 // parallel runs body(w) for w in [0, workers) on as many goroutines and
 // waits for them. In a scenario's first batch, worker 0 runs on the
-// process's main thread when the test binary was started with
-// GORSEQ_TEST_MAIN_THREAD (see onMainThread).
+// process's main thread when the test binary lends it (see
+// onMainThread).
 func parallel(workers int, body func(w int)) {
 	var wg sync.WaitGroup
 	for w := range workers {

@@ -276,7 +276,7 @@ func TestMixedModeProcess(t *testing.T) {
 	// fallbacks happened. The child has its own time limit: a hang must
 	// not outlive this test's process.
 	cmd := exec.Command(bin, "-test.run=^(Test.*Exact.*|TestUint64CounterWrapsAndCounts|TestMixedModeProcess)$", "-test.short", "-test.count=1", "-test.v", "-test.timeout=150s")
-	cmd.Env = append(os.Environ(), "GORSEQ_MAIN_THREAD_WORKER=1")
+	cmd.Env = append(os.Environ(), testenv.MainThreadVar+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("exactness tests in mixed mode failed: %v\n%s", err, out)

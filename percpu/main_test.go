@@ -3,7 +3,6 @@ package percpu
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -13,38 +12,19 @@ import (
 	"github.com/gorseq/rseq/internal/testenv"
 )
 
-// mainThread, when not nil, runs functions on the process's main thread:
-// TestMixedModeProcess's child sets GORSEQ_MAIN_THREAD_WORKER=1, and
+// mainThread, when not nil, runs functions on the process's main thread
+// (testenv.LockMainThread): TestMixedModeProcess's child lends it, and
 // parallel hands its first worker to it. In a PIE binary the dynamic loader
 // registered rseq on the main thread before Go started, so that worker runs
 // the fallback on the shared slot while the others run sections.
-var mainThread chan func()
-
-func init() {
-	if os.Getenv("GORSEQ_MAIN_THREAD_WORKER") == "1" {
-		runtime.LockOSThread() // in init: the main goroutine keeps the main thread
-		mainThread = make(chan func())
-	}
-}
+var mainThread = testenv.LockMainThread()
 
 func TestMain(m *testing.M) {
 	if mainThread == nil {
 		testenv.Main(qemuAborts{m})
 		return
 	}
-	if err := testenv.CheckOperations(); err != nil {
-		panic(err)
-	}
-	done := make(chan int)
-	go func() { done <- m.Run() }()
-	for {
-		select {
-		case f := <-mainThread:
-			f()
-		case code := <-done:
-			os.Exit(code)
-		}
-	}
+	testenv.MainServing(m, mainThread)
 }
 
 // qemuShortfall counts the sections that missed their abort floor within

@@ -1,6 +1,4 @@
-//go:build linux
-
-package rseq_test
+package testenv
 
 import (
 	"fmt"
@@ -8,9 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// onProcessMainThread returns an error unless the calling thread is the
+// OnProcessMainThread returns an error unless the calling thread is the
 // process's main thread (its thread id is the process id).
-func onProcessMainThread() error {
+func OnProcessMainThread() error {
 	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
 		return fmt.Errorf("running on thread %d, not the main thread %d", tid, pid)
 	}
