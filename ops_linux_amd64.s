@@ -135,6 +135,11 @@ fallback:
 //	if *(area + field) != slot { exit: Moved }
 //	if *v != expect { exit: CompareFailed }
 //	*v = new                               // commit
+//
+// Budget (Histogram.Observe's lock takes it, after Slot): 5 loads of
+// arguments, 5 to find the area (LOAD_OPS_AREA), 2 to arm rseq_cs, then
+// the section: the index field, the word, two compares, the commit store;
+// the status's store after it.
 TEXT ·cmpStoreSection(SB), NOSPLIT, $0-41
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
@@ -319,6 +324,14 @@ fallback:
 //
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
+//
+// Budget (Pool.Get): 4 loads of arguments and 1 of indexField, 5 to find
+// the area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section 4 loads (the
+// index field, the header, hs[f-1], table[h]), a multiply by the stride,
+// the speculative store and the commit store; 4 result stores after it.
+// The header and hs[f-1] were written by the previous operation on this
+// CPU just before, so each waits for that store's forwarding: the chain
+// that bounds a Get+Put (README, Pool).
 TEXT ·TakeHandle(SB), NOSPLIT, $0-57
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -493,6 +506,9 @@ fallback:
 //	cpu = *(area + 0)                      // cpu_id_start
 //	p := (*float64)(base + cpu<<7)
 //	*p = *p + x                            // commit: the store
+//
+// Budget (Float64Counter.Add): as AddCPU's, with the add split into a
+// load, an ADDSD and the commit store (no compare-and-retry loop in Go).
 TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -564,6 +580,12 @@ fallback:
 //	if table[h] != v { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole (or h itself)
 //	*hdr += 1 | 1<<32                 // commit: the store
+//
+// Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 5 to find
+// the area, 2 to arm rseq_cs; in the section 4 loads (the index field, the
+// header, hs[e], table[h]: the last three a dependent chain, the first two
+// forwarded from TakeHandle's stores), a multiply, two compares, the
+// speculative store and the commit store; 1 result store after it.
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI

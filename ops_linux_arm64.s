@@ -513,6 +513,12 @@ fallback:
 //
 //	cpu = *(area + 0)                      // cpu_id_start
 //	*(*int64)(base + cpu<<7) += n          // commit: the store
+//
+// Budget: 2 loads of arguments, 3 to find the area in own mode (LOAD_AREA:
+// the mode byte, g.m, m.tls[2]; glibc mode goes out of line), 3
+// instructions to arm rseq_cs (the descriptor's address in two, the
+// store), then the section: the index load, a shift, a load, an add and
+// the commit store (arm64 has no add to memory).
 TEXT ·AddCPU(SB), NOSPLIT, $0-16
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
 	MOVD	base+0(FP), R0
