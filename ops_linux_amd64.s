@@ -319,8 +319,12 @@ fallback:
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == 0 { exit: ok = false }
 //	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
-//	hs[e-1] = h                       // speculative: a hole until the commit
+//	if f != e { hs[e-1] = h }         // speculative: a hole until the commit
 //	*hdr -= 1 | 1<<32                 // commit: the store
+//
+// With no hole (f == e) hs[e-1] is hs[f-1], which holds h already: the
+// store is skipped, so that the next operation's load of that word does
+// not wait for it to be forwarded.
 //
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
@@ -354,7 +358,10 @@ restart:
 	SHRQ	$32, R12
 	MOVL	4(CX)(BX*4), R13
 	MOVQ	(R11)(R13*8), AX
+	CMPL	BX, R12
+	JEQ	nohole
 	MOVL	R13, 4(CX)(R12*4)
+nohole:
 	MOVQ	$0x100000001, R12
 	SUBQ	R12, R10
 	MOVQ	R10, (CX)	// rseq:commit takeHandle
@@ -578,8 +585,10 @@ fallback:
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
 //	if table[h] != v { exit: ok = false }
-//	hs[f] = h                         // speculative: a hole (or h itself)
+//	if f != e { hs[f] = h }           // speculative: a hole until the commit
 //	*hdr += 1 | 1<<32                 // commit: the store
+//
+// With no hole (f == e) hs[f] is hs[e], which holds h: no store.
 //
 // Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 5 to find
 // the area, 2 to arm rseq_cs; in the section 4 loads (the index field, the
@@ -610,7 +619,10 @@ restart:
 	CMPQ	(R11)(BX*8), R12
 	JNE	refused
 	MOVL	R10, AX
+	CMPQ	AX, R9
+	JEQ	nohole
 	MOVL	BX, 8(CX)(AX*4)
+nohole:
 	MOVQ	$0x100000001, AX
 	ADDQ	AX, R10
 	MOVQ	R10, (CX)	// rseq:commit restoreHandle

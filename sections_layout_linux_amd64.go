@@ -20,11 +20,11 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "cmp2StoreSection", start: 90, postCommit: 22, abort: 125, exits: []uintptr{135, 141}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
 	{fn: "storeCommitSection", start: 90, postCommit: 20, abort: 123, exits: []uintptr{133, 139}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
 	{fn: "copyCommitSection", start: 103, postCommit: 68, abort: 184, exits: []uintptr{194, 200}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x48, 0x89, 0x1f}},
-	{fn: "TakeHandle", start: 99, postCommit: 61, abort: 188, exits: []uintptr{198}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "TakeHandle", start: 99, postCommit: 66, abort: 193, exits: []uintptr{203}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 	{fn: "ClaimHandle", start: 109, postCommit: 40, abort: 171, exits: []uintptr{181}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 	{fn: "PutHandle", start: 99, postCommit: 43, abort: 160, exits: []uintptr{170}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 	{fn: "AddCPU", start: 61, postCommit: 11, abort: 80, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0x01, 0x1c, 0x0f}},
 	{fn: "AddFloat64CPU", start: 62, postCommit: 21, abort: 91, exits: nil, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0xf2, 0x0f, 0x11, 0x04, 0x0f}},
 	{fn: "IncCPUIfZero", start: 61, postCommit: 17, abort: 91, exits: []uintptr{101}, startBytes: []byte{0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0xff, 0x04, 0x0f}},
-	{fn: "RestoreHandle", start: 109, postCommit: 60, abort: 182, exits: []uintptr{192}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "RestoreHandle", start: 109, postCommit: 65, abort: 187, exits: []uintptr{197}, startBytes: []byte{0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
 }

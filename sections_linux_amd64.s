@@ -52,8 +52,8 @@ DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+184(SB)
 DATA ·__rseq_cs+224(SB)/4, $0
 DATA ·__rseq_cs+228(SB)/4, $0
 DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+99(SB)
-DATA ·__rseq_cs+240(SB)/8, $61
-DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+188(SB)
+DATA ·__rseq_cs+240(SB)/8, $66
+DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+193(SB)
 // claimHandle
 DATA ·__rseq_cs+256(SB)/4, $0
 DATA ·__rseq_cs+260(SB)/4, $0
@@ -88,8 +88,8 @@ DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+91(SB)
 DATA ·__rseq_cs+416(SB)/4, $0
 DATA ·__rseq_cs+420(SB)/4, $0
 DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+109(SB)
-DATA ·__rseq_cs+432(SB)/8, $60
-DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+182(SB)
+DATA ·__rseq_cs+432(SB)/8, $65
+DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+187(SB)
 GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
@@ -130,7 +130,7 @@ DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+194(SB)
 DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+103(SB)
 DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+200(SB)
 DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+99(SB)
-DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+198(SB)
+DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+203(SB)
 DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+109(SB)
 DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+181(SB)
 DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+99(SB)
@@ -138,7 +138,7 @@ DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+170(SB)
 DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+61(SB)
 DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+101(SB)
 DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+109(SB)
-DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+192(SB)
+DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+197(SB)
 GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
 
 // sectionFuncs: the entry address of each section's function.
