@@ -4,10 +4,6 @@
 // FS-relative offset of m.tls[2] (threadSlotOffset in Go).
 #define THREAD_SLOT 8
 
-// Values of ·areaMode (areaModeOwn, areaModeGlibc in Go; 0 is fallback).
-#define MODE_OWN 1
-#define MODE_GLIBC 2
-
 // LOAD_AREA(mode, slot, bias, reg, fail) leaves the address of the calling
 // thread's struct rseq in reg, or jumps to fail when the thread has no
 // usable area. mode is the byte variable (·areaMode or ·opsMode) that says
