@@ -3,8 +3,8 @@
 package rseq
 
 // usedByAssembly names what only the assembly refers to (the fallbacks the
-// sections jump to, cpuSlow, glibcOffset, the area locations), so that tools that do not read
-// assembly see it used.
+// sections jump to, cpuSlow, glibcOffset, the area locations), so that
+// tools that do not read assembly see it used.
 var usedByAssembly = [...]any{
 	cpuSlow, slotSlow, &glibcOffset, &areaSlot, &areaBias, &opsSlot, &opsBias,
 	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,

@@ -1,7 +1,6 @@
 package rseq_test
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/gorseq/rseq/internal/testenv"
@@ -15,22 +14,3 @@ import (
 var mainThreadWork = testenv.LockMainThread()
 
 func TestMain(m *testing.M) { testenv.MainServing(m, mainThreadWork) }
-
-// onMainThread runs body on the main thread when mainThreadWork is set,
-// and on a new goroutine otherwise; wg is done when body returns.
-func onMainThread(wg *sync.WaitGroup, body func()) {
-	if mainThreadWork == nil {
-		go func() {
-			defer wg.Done()
-			body()
-		}()
-		return
-	}
-	mainThreadWork <- func() {
-		defer wg.Done()
-		if err := testenv.OnProcessMainThread(); err != nil {
-			panic("mainThreadWork: " + err.Error())
-		}
-		body()
-	}
-}

@@ -157,25 +157,26 @@ func scenario(t *testing.T, sections []string, batch func(workers, n int)) int {
 }
 
 // mainThreadBatch is set by scenario for its first batch: parallel then
-// runs worker 0 on the main thread (see onMainThread).
+// runs worker 0 on the main thread, where the binary lends it.
 var mainThreadBatch atomic.Bool
 
 // parallel runs body(w) for w in [0, workers) on as many goroutines and
 // waits for them. In a scenario's first batch, worker 0 runs on the
-// process's main thread when the test binary lends it (see
-// onMainThread).
+// process's main thread instead when the test binary lends it
+// (mainThreadWork).
 func parallel(workers int, body func(w int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
-		if w == 0 && mainThreadBatch.Swap(false) {
-			onMainThread(&wg, func() { body(0) })
-			continue
-		}
-		go func() {
+		run := func() {
 			defer wg.Done()
 			body(w)
-		}()
+		}
+		if w == 0 && mainThreadBatch.Swap(false) && mainThreadWork != nil {
+			go func() { mainThreadWork <- run }()
+			continue
+		}
+		go run()
 	}
 	wg.Wait()
 }

@@ -19,13 +19,7 @@ import (
 // the fallback on the shared slot while the others run sections.
 var mainThread = testenv.LockMainThread()
 
-func TestMain(m *testing.M) {
-	if mainThread == nil {
-		testenv.Main(qemuAborts{m})
-		return
-	}
-	testenv.MainServing(m, mainThread)
-}
+func TestMain(m *testing.M) { testenv.MainServing(qemuAborts{m}, mainThread) }
 
 // qemuShortfall counts the sections that missed their abort floor within
 // the time budget of a qemu guest (helpers_test.go).

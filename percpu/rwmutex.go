@@ -52,8 +52,9 @@ import (
 // Writes that come often switch the mutex to its slow mode, where a
 // reader increments its CPU's count of a second array with an atomic
 // instruction (still a cache line of its own CPU, not one shared line) and
-// then checks the writer word, and Lock needs no fence unless it has to
-// park for a reader (see rwState.waitReaders). A Lock that comes
+// then checks the writer word, and Lock needs no fence unless a reader
+// still holds the lock after a bounded wait (see rwState.waitReaders). A
+// Lock that comes
 // less than 20 µs after the previous Unlock switches to slow mode (that
 // switch fences once); one that comes more than 1 ms after switches back.
 // So the fence is paid only by writes far apart, where it costs little
@@ -162,7 +163,7 @@ var (
 // rwUnorderedWait bounds the first wait of a writer that announced itself
 // without a fence (see waitReaders): long enough for a woken reader to be
 // scheduled and leave, far longer than a store takes to leave a store
-// buffer. Tests change it.
+// buffer.
 var rwUnorderedWait = 50 * time.Microsecond
 
 // fenceAllCPUs is rseq.FenceAll; tests replace it.
@@ -379,8 +380,9 @@ func fatal(msg string) { panic(msg) }
 // instead, with an atomic instruction, then check the writer bit, undoing
 // the increment if it is set; the writer sets the bit (also atomically)
 // before it reads the counts, so one of the two sees the other, and Lock
-// needs no fence until it parks (waitReaders). The switch to slow mode fences once, so that no section
-// that read the word as 0 before slowBit was set commits afterwards; the
+// needs no fence unless it must park for good (waitReaders). The switch
+// to slow mode fences once, so that no section that read the word as 0
+// before slowBit was set commits afterwards; the
 // switch back needs none (the word is not 0 until Unlock clears it).
 // RUnlock always decrements counts with a section: any count may go
 // negative, the sum of both arrays is what counts.
@@ -388,7 +390,7 @@ func fatal(msg string) { panic(msg) }
 // ordered reports whether every reader's RUnlock is now ordered with the
 // writer's reads of the counts (a fence was made, or the mode's locks and
 // atomic instructions order them); if not, the writer must fence before
-// it parks (waitReaders).
+// it parks for good (waitReaders).
 func (st *rwState) announce() (ordered bool, err error) {
 	if !st.fenced || !st.ops {
 		st.setWriter(writerBit)

@@ -578,7 +578,8 @@ func TestRWMutexLastReaderWakes(t *testing.T) {
 // writer announces itself and reads the counts (still counting the
 // reader), and the decrement lands only at the writer's next fence, or 50
 // ms later if none comes; RUnlock then decides on the word it read first.
-// The writer must get the lock all the same (it fences before it parks).
+// The writer must get the lock all the same: it waits a bounded time for
+// a wake-up, and fences before it parks for good.
 func TestRWMutexRUnlockReordered(t *testing.T) {
 	if !fenced() || !rseq.Features().Operations {
 		t.Skip("slow mode, where a writer announces itself without a fence, is that of the mutex with sections and fences")

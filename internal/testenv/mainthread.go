@@ -36,7 +36,7 @@ func MainServing(m interface{ Run() int }, work <-chan func()) {
 		Main(m)
 		return
 	}
-	if err := OnProcessMainThread(); err != nil {
+	if err := onProcessMainThread(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %s=1, but TestMain is %v\n", MainThreadVar, err)
 		os.Exit(1)
 	}

@@ -6,9 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OnProcessMainThread returns an error unless the calling thread is the
+// onProcessMainThread returns an error unless the calling thread is the
 // process's main thread (its thread id is the process id).
-func OnProcessMainThread() error {
+func onProcessMainThread() error {
 	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
 		return fmt.Errorf("running on thread %d, not the main thread %d", tid, pid)
 	}

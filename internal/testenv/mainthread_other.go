@@ -2,6 +2,6 @@
 
 package testenv
 
-// OnProcessMainThread cannot tell threads apart here, where no test lends
+// onProcessMainThread cannot tell threads apart here, where no test lends
 // the main thread (the PIE children are Linux's).
-func OnProcessMainThread() error { return nil }
+func onProcessMainThread() error { return nil }
