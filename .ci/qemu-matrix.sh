@@ -144,6 +144,18 @@ for ((j = 1; j <= ${#guests[@]}; j++)); do
 	fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
+	# What the failed tests said, guest by guest, at the end of the output
+	# where a CI excerpt sees it (each guest's log above has it all).
+	for ((j = 1; j <= ${#guests[@]}; j++)); do
+		for d in "$out/$j.tsv".*.detail; do
+			[ -e "$d" ] || continue
+			n=${d#"$out/$j.tsv."}
+			echo
+			echo "--- ${guests[j - 1]} $(basename "${n%.detail}"): what the failed tests said"
+			cat "$d"
+		done
+	done
+	echo
 	echo "qemu-matrix: FAILED: ${failed[*]}"
 	exit 1
 fi

@@ -630,6 +630,26 @@ for n in "${names[@]}"; do
 			{ rt = 0 }
 			/^panic: / && pn == "" { pn = substr($0, 1, 100); rt = /test timed out/ }' "$work/console")
 		why="${res#"$n "}${firstfail:+, $firstfail}"
+		# What the failed tests said (their t.Error and t.Fatal lines,
+		# the FAIL lines and any panic), the last 30 lines of it: the
+		# matrix prints it under its table, where a CI excerpt sees it.
+		# Lines are kept per top-level test (from its === RUN on) and
+		# printed when it fails.
+		detail=$(awk -v n="$n" '
+			{ sub(/\r$/, "") }
+			/QEMU-TEST-RESULT / { if ($2 == n) exit; out = cur = ""; after = 0; next }
+			after && /^[ \t]/ { if (/--- FAIL: / || /_test\.go:[0-9]+: / || /^        /) out = out $0 "\n"; next }
+			{ after = 0 }
+			/^=== RUN   [^\/]+$/ { cur = "" }
+			/^[ \t]+[A-Za-z0-9_]+_test\.go:[0-9]+: / || /^        / { cur = cur $0 "\n" }
+			/^--- FAIL: / { out = out cur $0 "\n"; cur = ""; after = 1 }
+			/^panic: / { out = out $0 "\n" }
+			END { printf "%s", out }' "$work/console" | tail -n 30)
+		if [ -n "$detail" ]; then
+			echo "--- what $n's failed tests said (last 30 lines):"
+			echo "$detail"
+			[ -z "$summary_file" ] || printf '%s\n' "$detail" >"$summary_file.$n.detail"
+		fi
 		reasons+=("$n: $why")
 		summary bin "$n" FAIL "$p" "$f" "$s" "$t" "$why"
 		fail=1

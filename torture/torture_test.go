@@ -249,10 +249,14 @@ func TestGoLibrary(t *testing.T) {
 		Inject: time.Millisecond, Timeout: 50 * time.Second, Stalls: 3, StallTime: 3 * time.Millisecond}
 	if os.Getenv("GORSEQ_QEMU") != "" {
 		// Emulated CPUs: the other threads need longer to get anything
-		// done while one is held. (With 1s phases an arm64 guest once
-		// made only 2 of TakeHandle's 3 post-commit stalls.)
-		cfg.Args[3] = "2s"
+		// done while one is held, and CI runs two guests at once on two
+		// host cores, each about half as fast as one alone. (With 1s
+		// phases an arm64 guest once made only 2 of TakeHandle's 3
+		// post-commit stalls, and with 2s phases an arm64/7.3 guest
+		// beside another once failed too.)
+		cfg.Args[3] = "3s"
 		cfg.StallTime = 15 * time.Millisecond
+		cfg.Timeout = 120 * time.Second
 	}
 	r, err := Run(cfg)
 	if err != nil {
