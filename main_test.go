@@ -6,11 +6,11 @@ import (
 	"github.com/gorseq/rseq/internal/testenv"
 )
 
-// mainThreadWork, when not nil, runs functions on the process's main
+// mainThread, when not nil, runs functions on the process's main
 // thread (testenv.LockMainThread): parallel sends worker 0 of a scenario's
 // first batch there, so that TestScenariosInFallbackModes's PIE child,
 // whose main thread alone uses the fallback, mixes the two paths in every
 // scenario rather than when the scheduler happens to use that thread.
-var mainThreadWork = testenv.LockMainThread()
+var mainThread = testenv.LockMainThread()
 
-func TestMain(m *testing.M) { testenv.MainServing(m, mainThreadWork) }
+func TestMain(m *testing.M) { testenv.MainServing(m, mainThread) }

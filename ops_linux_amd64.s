@@ -332,7 +332,8 @@ fallback:
 // Budget (Pool.Get): 4 loads of arguments and 1 of indexField, 5 to find
 // the area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section 4 loads (the
 // index field, the header, hs[f-1], table[h]), a multiply by the stride,
-// the speculative store and the commit store; 4 result stores after it.
+// the speculative store (skipped with no hole) and the commit store; 4
+// result stores after it.
 // The header and hs[f-1] were written by the previous operation on this
 // CPU just before, so each waits for that store's forwarding: the chain
 // that bounds a Get+Put (README, Pool).
@@ -593,8 +594,9 @@ fallback:
 // Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 5 to find
 // the area, 2 to arm rseq_cs; in the section 4 loads (the index field, the
 // header, hs[e], table[h]: the last three a dependent chain, the first two
-// forwarded from TakeHandle's stores), a multiply, two compares, the
-// speculative store and the commit store; 1 result store after it.
+// forwarded from TakeHandle's stores), a multiply, three compares, the
+// speculative store (skipped with no hole) and the commit store; 1 result
+// store after it.
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI

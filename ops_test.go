@@ -163,7 +163,7 @@ var mainThreadBatch atomic.Bool
 // parallel runs body(w) for w in [0, workers) on as many goroutines and
 // waits for them. In a scenario's first batch, worker 0 runs on the
 // process's main thread instead when the test binary lends it
-// (mainThreadWork).
+// (mainThread).
 func parallel(workers int, body func(w int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -172,11 +172,11 @@ func parallel(workers int, body func(w int)) {
 			defer wg.Done()
 			body(w)
 		}
-		if w == 0 && mainThreadBatch.Swap(false) && mainThreadWork != nil {
-			go func() { mainThreadWork <- run }()
-			continue
+		if w == 0 && mainThreadBatch.Swap(false) {
+			mainThread.Go(run)
+		} else {
+			go run()
 		}
-		go run()
 	}
 	wg.Wait()
 }

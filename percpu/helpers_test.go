@@ -194,11 +194,11 @@ func parallel(n int, f func(g int)) {
 			defer wg.Done()
 			f(g)
 		}
-		if g == 0 && mainThread != nil {
-			go func() { mainThread <- run }()
-			continue
+		if g == 0 {
+			mainThread.Go(run)
+		} else {
+			go run()
 		}
-		go run()
 	}
 	wg.Wait()
 }

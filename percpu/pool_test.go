@@ -80,9 +80,7 @@ func testPoolExact(t *testing.T, perCPU int) {
 		// In mixed mode, leave an object in the shared slot for certain
 		// (the main thread, on the fallback, puts it there): Len must
 		// count it.
-		done := make(chan struct{})
-		mainThread <- func() { p.Put(p.Get()); close(done) }
-		<-done
+		mainThread.Run(func() { p.Put(p.Get()) })
 	}
 	checkHandles(t, p)
 	// Every object made is back in the pool (the overflow is big enough
@@ -112,9 +110,7 @@ func testPoolExact(t *testing.T, perCPU int) {
 	if mainThread != nil {
 		// In mixed mode the main thread, on the fallback, kept objects in
 		// the shared slot, which only such threads reach.
-		done := make(chan struct{})
-		mainThread <- func() { takeAll(); close(done) }
-		<-done
+		mainThread.Run(takeAll)
 	}
 	if len(seen) != total {
 		t.Fatalf("took %d objects out of the pool, want the %d made", len(seen), total)

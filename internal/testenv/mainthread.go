@@ -13,25 +13,50 @@ import (
 // so work sent there runs the fallback while other threads run sections.
 const MainThreadVar = "GORSEQ_MAIN_THREAD_WORKER"
 
+// MainThread runs functions on the process's main thread, which a test
+// binary lends its tests (LockMainThread, MainServing); nil where the
+// binary does not lend it.
+type MainThread chan func()
+
 // LockMainThread, called from a package's init (which runs on the main
 // thread), locks the main goroutine to the main thread when MainThreadVar
-// is "1", and returns the channel on which tests then send the functions
-// to run there; nil otherwise. A LockOSThread made in init lasts after
-// init returns.
-func LockMainThread() chan func() {
+// is "1", and returns the MainThread that tests then use; nil otherwise. A
+// LockOSThread made in init lasts after init returns.
+func LockMainThread() MainThread {
 	if os.Getenv(MainThreadVar) != "1" {
 		return nil
 	}
 	runtime.LockOSThread()
-	return make(chan func())
+	return make(MainThread)
+}
+
+// Go runs f on the main thread, or on a new goroutine where m is nil. It
+// returns at once, without waiting for the main thread to be free.
+func (m MainThread) Go(f func()) {
+	if m == nil {
+		go f()
+		return
+	}
+	go func() { m <- f }()
+}
+
+// Run runs f on the main thread and returns when f has returned. m must
+// not be nil.
+func (m MainThread) Run(f func()) {
+	done := make(chan struct{})
+	m <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
 }
 
 // MainServing is Main for a binary whose main thread was lent: it checks
-// the operations, runs m on another goroutine, and runs the functions sent
-// on work on the calling goroutine (TestMain's, locked to the main thread
-// by LockMainThread) until m is done; then it exits with m's code. With
-// work nil it is Main.
-func MainServing(m interface{ Run() int }, work <-chan func()) {
+// the operations, runs m on another goroutine, and runs the functions
+// given to work on the calling goroutine (TestMain's, locked to the main
+// thread by LockMainThread) until m is done; then it exits with m's code.
+// With work nil it is Main.
+func MainServing(m interface{ Run() int }, work MainThread) {
 	if work == nil {
 		Main(m)
 		return
