@@ -20,13 +20,12 @@ const (
 	offSliceCtrl  = 28
 )
 
-// Values of areaMode and opsMode: arm64's area_linux_arm64.h tests them;
-// amd64's LOAD_AREA tests only for areaModeNone (0) and finds the area
-// through areaLocation.
+// Values of areaMode and opsMode, which LOAD_AREA tests (MODE_OWN and
+// MODE_GLIBC in area_linux_*.h).
 const (
 	areaModeNone  = 0
-	areaModeOwn   = 1 // MODE_OWN (arm64)
-	areaModeGlibc = 2 // MODE_GLIBC (arm64)
+	areaModeOwn   = 1 // MODE_OWN
+	areaModeGlibc = 2 // MODE_GLIBC
 )
 
 // flagSliceExtAvailable is RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE, a bit of

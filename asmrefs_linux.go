@@ -3,10 +3,10 @@
 package rseq
 
 // usedByAssembly names what only the assembly refers to (the fallbacks the
-// sections jump to, cpuSlow, glibcOffset, the area locations), so that
+// sections jump to, cpuSlow, glibcOffset), so that
 // tools that do not read assembly see it used.
 var usedByAssembly = [...]any{
-	cpuSlow, slotSlow, &glibcOffset, &areaSlot, &areaBias, &opsSlot, &opsBias,
+	cpuSlow, slotSlow, &glibcOffset,
 	addFallback, addIndirectFallback, popFallback, cmpStoreFallback,
 	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
 	takeHandleFallback, claimHandleFallback, putHandleFallback,

@@ -56,6 +56,7 @@ restart:
 	JMP	restart
 fallback:
 	JMP	·addFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func addIndirectSection(base unsafe.Pointer, stride, field, off uintptr, n int64) (slot int)
 //
@@ -87,6 +88,7 @@ restart:
 	JMP	restart
 fallback:
 	JMP	·addIndirectFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func popSection(base unsafe.Pointer, stride, field, empty, nextOff uintptr) (slot int, head uintptr, ok bool)
 //
@@ -129,6 +131,7 @@ isempty:
 	RET
 fallback:
 	JMP	·popFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func cmpStoreSection(field uintptr, slot int, v *uintptr, expect, new uintptr) Status
 //
@@ -170,6 +173,7 @@ moved:
 	RET
 fallback:
 	JMP	·cmpStoreFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func cmp2StoreSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, expect2, new uintptr) Status
 //
@@ -210,6 +214,7 @@ moved:
 	RET
 fallback:
 	JMP	·cmp2StoreFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func storeCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, v2 *uintptr, new2, new uintptr) Status
 //
@@ -250,6 +255,7 @@ moved:
 	RET
 fallback:
 	JMP	·storeCommitFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status
 //
@@ -309,6 +315,7 @@ moved:
 	RET
 fallback:
 	JMP	·copyCommitFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
 //
@@ -383,6 +390,7 @@ isempty:
 	RET
 fallback:
 	JMP	·takeHandleFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
 //
@@ -429,6 +437,7 @@ isfull:
 	RET
 fallback:
 	JMP	·claimHandleFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
 //
@@ -473,6 +482,7 @@ nohole:
 	RET
 fallback:
 	JMP	·putHandleFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func AddCPU(base unsafe.Pointer, n int64)
 //
@@ -505,6 +515,7 @@ restart:
 	JMP	restart
 fallback:
 	JMP	·addCPUFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func AddFloat64CPU(base unsafe.Pointer, x float64)
 //
@@ -536,6 +547,7 @@ restart:
 	JMP	restart
 fallback:
 	JMP	·addFloat64CPUFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool
 //
@@ -573,6 +585,7 @@ guarded:
 	RET
 fallback:
 	JMP	·incCPUIfZeroFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
 //
@@ -639,6 +652,7 @@ refused:
 	RET
 fallback:
 	JMP	·restoreHandleFallback(SB)
+	GLIBC_OPS_AREA(R8, fallback)
 
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
@@ -651,3 +665,4 @@ TEXT ·slotOf(SB), NOSPLIT, $0-16
 	RET
 slow:
 	JMP	·slotSlow(SB)
+	GLIBC_OPS_AREA(AX, slow)

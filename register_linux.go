@@ -22,20 +22,13 @@ const (
 	atBase            = 7
 )
 
-// areaMode selects how the assembly finds a thread's area, and areaSlot
-// and areaBias where (see areaLocation). They are set once, by
-// setAreaMode during package initialisation, and read by LOAD_AREA.
-var (
-	areaMode           uint8
-	areaSlot, areaBias int64
-)
+// areaMode selects how the assembly finds a thread's area (LOAD_AREA in
+// area_linux_*.h). It is set once, by setAreaMode during package
+// initialisation.
+var areaMode uint8
 
-// setAreaMode sets areaMode and the location that goes with it; glibc mode
-// needs glibcOffset set first.
-func setAreaMode(mode uint8) {
-	areaMode = mode
-	areaSlot, areaBias = areaLocation(mode)
-}
+// setAreaMode sets areaMode; glibc mode needs glibcOffset set first.
+func setAreaMode(mode uint8) { areaMode = mode }
 
 // glibcOffset is __rseq_offset in glibc mode.
 var glibcOffset int64

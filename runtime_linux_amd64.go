@@ -29,18 +29,6 @@ import (
 // the same number (THREAD_SLOT in area_linux_amd64.h).
 const threadSlotOffset = mThreadSlotOffset - (mTLSOffset + 8)
 
-// areaLocation returns where LOAD_AREA (area_linux_amd64.h) finds a
-// thread's area in the given mode: the area is *(FS + slot) + bias. In own
-// mode m.tls[2] holds its address; in glibc mode FS points at glibc's
-// thread control block, whose first word points at itself (the x86-64 TLS
-// ABI's tcbhead_t.tcb), and the area lies __rseq_offset from there.
-func areaLocation(mode uint8) (slot, bias int64) {
-	if mode == areaModeGlibc {
-		return 0, glibcOffset
-	}
-	return threadSlotOffset, 0
-}
-
 // Implemented in tls_linux_amd64.s.
 func tlsG() uintptr              // the current g, through the linker's TLS model
 func threadSlot() uintptr        // threadSlotOffset(FS)

@@ -30,11 +30,6 @@ import (
 //go:linkname runtimeIsCgo runtime.iscgo
 var runtimeIsCgo bool
 
-// areaLocation is amd64's formula for the area's address, which the
-// arm64 LOAD_AREA does not use: it reads own mode's area through g.m and
-// glibc's through TPIDR_EL0 (area_linux_arm64.h).
-func areaLocation(mode uint8) (slot, bias int64) { return 0, 0 }
-
 // Implemented in tls_linux_arm64.s.
 func tlsG() uintptr              // the current g (R28)
 func threadSlot() uintptr        // g.m.tls[2]

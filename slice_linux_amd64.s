@@ -36,6 +36,7 @@ pending:
 none:
 	MOVQ	$0, ret+0(FP)
 	RET
+	GLIBC_THREAD_AREA(AX, none)
 
 // func sliceEndFast(area uintptr) (granted, yielded bool)
 TEXT ·sliceEndFast(SB), NOSPLIT, $0-10
@@ -58,3 +59,4 @@ other:
 	MOVB	$0, granted+8(FP)
 	MOVB	$0, yielded+9(FP)
 	RET
+	GLIBC_THREAD_AREA(AX, other)

@@ -56,6 +56,7 @@ TEXT ·currentArea(SB), NOSPLIT, $0-8
 none:
 	MOVQ	$0, ret+0(FP)
 	RET
+	GLIBC_THREAD_AREA(AX, none)
 
 // func CPU() int
 // Reads cpu_id from the calling thread's area; without one it tail-calls
@@ -67,6 +68,7 @@ TEXT ·CPU(SB), NOSPLIT, $0-8
 	RET
 slow:
 	JMP	·cpuSlow(SB)
+	GLIBC_THREAD_AREA(AX, slow)
 
 // func areaField(off uintptr) (v uint32, ok bool)
 // Reads the 32-bit field at off in the calling thread's area.
@@ -81,6 +83,7 @@ none:
 	MOVL	$0, v+8(FP)
 	MOVB	$0, ok+12(FP)
 	RET
+	GLIBC_THREAD_AREA(AX, none)
 
 // func peek8(addr uintptr) uint8
 TEXT ·peek8(SB), NOSPLIT, $0-9

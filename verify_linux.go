@@ -135,15 +135,8 @@ func Sections() []Section {
 	return out
 }
 
-// opsSlot and opsBias locate the area for the sections as areaSlot and
-// areaBias do for reads of it (see areaLocation); LOAD_AREA reads them.
-var opsSlot, opsBias int64
-
-// setOpsMode sets opsMode and the location that goes with it.
-func setOpsMode(mode uint8) {
-	opsMode = mode
-	opsSlot, opsBias = areaLocation(mode)
-}
+// setOpsMode sets opsMode, which the sections' LOAD_OPS_AREA reads.
+func setOpsMode(mode uint8) { opsMode = mode }
 
 // initOperations decides whether the operations run as sections, reading
 // the code through read to verify them.
