@@ -2,12 +2,13 @@
 //
 // Every section follows one shape:
 //
-//	LOAD_OPS_AREA           find the thread's struct rseq, or jump to the
-//	                        operation's Go fallback (area_linux_amd64.h)
+//	LOAD_OPS_AREA           find the thread's struct rseq (its offset from
+//	                        the FS base), or jump to the operation's Go
+//	                        fallback (area_linux_amd64.h)
 //	load arguments          into general-purpose registers only
 //	restart:                (the abort handler jumps back here)
 //	LEAQ  desc, AX          arm: rseq_cs = &this section's struct rseq_cs
-//	MOVQ  AX, 8(R8)
+//	SEG_FS; MOVQ AX, 8(R8)
 //	start:                  first instruction of the section (start_ip)
 //	...                     read the index, compute, compare
 //	commit store            the section's last instruction
@@ -23,7 +24,9 @@
 // "rseq:abort" and "rseq:exit" mark the instructions that
 // internal/gensections measures to generate the descriptors in
 // sections_linux_amd64.s; the package verifies them against the code bytes at
-// start-up. R8 holds the area, AX is scratch, BP, R14 and R15 are not used.
+// start-up. R8 holds the area's offset from the FS base, so every access to
+// the area carries SEG_FS (a start marker covers the prefix on its line); AX
+// is scratch, BP, R14 and R15 are not used.
 
 #include "textflag.h"
 #include "area_linux_amd64.h"
@@ -41,8 +44,8 @@ TEXT ·addSection(SB), NOSPLIT, $0-40
 	MOVQ	n+24(FP), BX
 restart:
 	LEAQ	DESC_add, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start add
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start add
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	MOVQ	(DI)(CX*1), R10
@@ -72,8 +75,8 @@ TEXT ·addIndirectSection(SB), NOSPLIT, $0-48
 	MOVQ	n+32(FP), BX
 restart:
 	LEAQ	DESC_addIndirect, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start addIndirect
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start addIndirect
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	MOVQ	(DI)(CX*1), R10
@@ -106,8 +109,8 @@ TEXT ·popSection(SB), NOSPLIT, $0-57
 	MOVQ	nextOff+32(FP), R12
 restart:
 	LEAQ	DESC_pop, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start pop
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start pop
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	ADDQ	DI, CX
@@ -152,8 +155,8 @@ TEXT ·cmpStoreSection(SB), NOSPLIT, $0-41
 	MOVQ	new+32(FP), BX
 restart:
 	LEAQ	DESC_cmpStore, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start cmpStore
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start cmpStore
 	CMPQ	CX, R9
 	JNE	moved
 	CMPQ	(DI), SI
@@ -191,8 +194,8 @@ TEXT ·cmp2StoreSection(SB), NOSPLIT, $0-57
 	MOVQ	new+48(FP), BX
 restart:
 	LEAQ	DESC_cmp2Store, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start cmp2Store
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start cmp2Store
 	CMPQ	CX, R9
 	JNE	moved
 	CMPQ	(DI), SI
@@ -233,8 +236,8 @@ TEXT ·storeCommitSection(SB), NOSPLIT, $0-57
 	MOVQ	new+48(FP), BX
 restart:
 	LEAQ	DESC_storeCommit, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start storeCommit
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start storeCommit
 	CMPQ	CX, R9
 	JNE	moved
 	CMPQ	(DI), SI
@@ -275,8 +278,8 @@ TEXT ·copyCommitSection(SB), NOSPLIT, $0-65
 	MOVQ	new+56(FP), BX
 restart:
 	LEAQ	DESC_copyCommit, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start copyCommit
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start copyCommit
 	CMPQ	CX, R9
 	JNE	moved
 	CMPQ	(DI), SI
@@ -353,8 +356,8 @@ TEXT ·TakeHandle(SB), NOSPLIT, $0-57
 	MOVQ	table+24(FP), R11
 restart:
 	LEAQ	DESC_takeHandle, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start takeHandle
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start takeHandle
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	ADDQ	DI, CX
@@ -409,8 +412,8 @@ TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
 	MOVQ	$0x100000000, R13
 restart:
 	LEAQ	DESC_claimHandle, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start claimHandle
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start claimHandle
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	ADDQ	DI, CX
@@ -455,8 +458,8 @@ TEXT ·PutHandle(SB), NOSPLIT, $0-33
 	MOVL	h+20(FP), R11
 restart:
 	LEAQ	DESC_putHandle, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start putHandle
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start putHandle
 	MOVQ	CX, R9
 	IMULQ	SI, CX
 	ADDQ	DI, CX
@@ -504,8 +507,8 @@ TEXT ·AddCPU(SB), NOSPLIT, $0-16
 	MOVQ	n+8(FP), BX
 restart:
 	LEAQ	DESC_addCPU, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8), CX	// rseq:start addCPU
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8), CX	// rseq:start addCPU
 	SHLQ	$7, CX
 	ADDQ	BX, (DI)(CX*1)	// rseq:commit addCPU
 	RET
@@ -534,8 +537,8 @@ TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
 	MOVSD	x+8(FP), X1
 restart:
 	LEAQ	DESC_addFloat64CPU, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8), CX	// rseq:start addFloat64CPU
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8), CX	// rseq:start addFloat64CPU
 	SHLQ	$7, CX
 	MOVSD	(DI)(CX*1), X0
 	ADDSD	X1, X0
@@ -568,8 +571,8 @@ TEXT ·IncCPUIfZero(SB), NOSPLIT, $0-17
 	MOVQ	guard+8(FP), SI
 restart:
 	LEAQ	DESC_incCPUIfZero, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8), CX	// rseq:start incCPUIfZero
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8), CX	// rseq:start incCPUIfZero
 	SHLQ	$7, CX
 	CMPQ	(SI), $0
 	JNE	guarded
@@ -621,8 +624,8 @@ TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	MOVLQZX	capacity+40(FP), R13
 restart:
 	LEAQ	DESC_restoreHandle, AX
-	MOVQ	AX, 8(R8)
-	MOVL	(R8)(DX*1), CX	// rseq:start restoreHandle
+	SEG_FS; MOVQ	AX, 8(R8)
+	SEG_FS; MOVL	(R8)(DX*1), CX	// rseq:start restoreHandle
 	IMULQ	SI, CX
 	ADDQ	DI, CX
 	MOVQ	(CX), R10
@@ -660,7 +663,7 @@ fallback:
 TEXT ·slotOf(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(AX, slow)
 	MOVQ	field+0(FP), CX
-	MOVL	(AX)(CX*1), AX
+	SEG_FS; MOVL	(AX)(CX*1), AX
 	MOVQ	AX, ret+8(FP)
 	RET
 slow:

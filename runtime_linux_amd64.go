@@ -10,7 +10,11 @@ package rseq
 //      ARCH_SET_FS on m0, CLONE_SETTLS for new threads) to &m.tls[1], so
 //      that g is at -8(FS) (runtime/sys_linux_amd64.s settls: "ADDQ $8, DI
 //      // ELF wants to use -8(FS)"). m.tls[2] is then at 8(FS), one load
-//      away: THREAD_SLOT in area_linux_amd64.h.
+//      away: THREAD_SLOT in area_linux_amd64.h. The slot holds the area's
+//      offset from the FS base, so that the sections reach the area with
+//      FS-relative accesses in own and glibc mode alike; threadSlot and
+//      setThreadSlot convert with the FS base they compute from g.m
+//      (G_M and M_FS_BASE, checked against the kernel's FS base).
 //  A2. With cgo every thread is a pthread and FS is glibc's thread pointer:
 //      0(FS) is the TCB's pointer to itself, and glibc's rseq area is at
 //      thread pointer + __rseq_offset (a symbol of the dynamic loader).
@@ -34,6 +38,7 @@ func tlsG() uintptr              // the current g, through the linker's TLS mode
 func threadSlot() uintptr        // threadSlotOffset(FS)
 func setThreadSlot(v uintptr)    // threadSlotOffset(FS) = v
 func threadPointer() uintptr     // 0(FS)
+func ownFSBase() uintptr         // g.m + M_FS_BASE: the FS base without cgo
 func peek64(addr uintptr) uint64 // *(*uint64)(addr) for memory the Go GC does not manage
 func peek32(addr uintptr) uint32 // *(*uint32)(addr)
 func peek8(addr uintptr) uint8   // *(*uint8)(addr)
@@ -72,6 +77,9 @@ func checkPlatformLayout(m uintptr) error {
 	}
 	if base+threadSlotOffset != m+mThreadSlotOffset {
 		return fmt.Errorf("%w (A1): THREAD_SLOT(FS) is not m.tls[2]", errLayout)
+	}
+	if asm := ownFSBase(); asm != base {
+		return fmt.Errorf("%w (A1): the assembly finds the FS base at g.m + M_FS_BASE = %#x, not at %#x: G_M or M_FS_BASE (area_linux_amd64.h) disagree with gMOffset or mTLSOffset", errLayout, asm, base)
 	}
 	return nil
 }

@@ -25,9 +25,9 @@ var sectionShapes = map[string]sectionShape{
 	"amd64": {
 		file: "ops_linux_amd64.s",
 		arm: func(sec string) [2]string {
-			return [2]string{"LEAQ\tDESC_" + sec + ", AX", "MOVQ\tAX, 8(R8)"}
+			return [2]string{"LEAQ\tDESC_" + sec + ", AX", "SEG_FS; MOVQ\tAX, 8(R8)"}
 		},
-		readIndex: "MOVL\t(R8)",
+		readIndex: "SEG_FS; MOVL\t(R8)",
 		jump:      "JMP\trestart",
 	},
 	"arm64": {

@@ -9,87 +9,87 @@
 // add
 DATA ·__rseq_cs+0(SB)/4, $0
 DATA ·__rseq_cs+4(SB)/4, $0
-DATA ·__rseq_cs+8(SB)/8, $·addSection+56(SB)
-DATA ·__rseq_cs+16(SB)/8, $22
-DATA ·__rseq_cs+24(SB)/8, $·addSection+91(SB)
+DATA ·__rseq_cs+8(SB)/8, $·addSection+57(SB)
+DATA ·__rseq_cs+16(SB)/8, $23
+DATA ·__rseq_cs+24(SB)/8, $·addSection+93(SB)
 // addIndirect
 DATA ·__rseq_cs+32(SB)/4, $0
 DATA ·__rseq_cs+36(SB)/4, $0
-DATA ·__rseq_cs+40(SB)/8, $·addIndirectSection+61(SB)
-DATA ·__rseq_cs+48(SB)/8, $26
-DATA ·__rseq_cs+56(SB)/8, $·addIndirectSection+100(SB)
+DATA ·__rseq_cs+40(SB)/8, $·addIndirectSection+62(SB)
+DATA ·__rseq_cs+48(SB)/8, $27
+DATA ·__rseq_cs+56(SB)/8, $·addIndirectSection+102(SB)
 // pop
 DATA ·__rseq_cs+64(SB)/4, $0
 DATA ·__rseq_cs+68(SB)/4, $0
-DATA ·__rseq_cs+72(SB)/8, $·popSection+65(SB)
-DATA ·__rseq_cs+80(SB)/8, $29
-DATA ·__rseq_cs+88(SB)/8, $·popSection+117(SB)
+DATA ·__rseq_cs+72(SB)/8, $·popSection+66(SB)
+DATA ·__rseq_cs+80(SB)/8, $30
+DATA ·__rseq_cs+88(SB)/8, $·popSection+119(SB)
 // cmpStore
 DATA ·__rseq_cs+96(SB)/4, $0
 DATA ·__rseq_cs+100(SB)/4, $0
-DATA ·__rseq_cs+104(SB)/8, $·cmpStoreSection+61(SB)
-DATA ·__rseq_cs+112(SB)/8, $17
-DATA ·__rseq_cs+120(SB)/8, $·cmpStoreSection+91(SB)
+DATA ·__rseq_cs+104(SB)/8, $·cmpStoreSection+62(SB)
+DATA ·__rseq_cs+112(SB)/8, $18
+DATA ·__rseq_cs+120(SB)/8, $·cmpStoreSection+93(SB)
 // cmp2Store
 DATA ·__rseq_cs+128(SB)/4, $0
 DATA ·__rseq_cs+132(SB)/4, $0
-DATA ·__rseq_cs+136(SB)/8, $·cmp2StoreSection+71(SB)
-DATA ·__rseq_cs+144(SB)/8, $22
-DATA ·__rseq_cs+152(SB)/8, $·cmp2StoreSection+106(SB)
+DATA ·__rseq_cs+136(SB)/8, $·cmp2StoreSection+72(SB)
+DATA ·__rseq_cs+144(SB)/8, $23
+DATA ·__rseq_cs+152(SB)/8, $·cmp2StoreSection+108(SB)
 // storeCommit
 DATA ·__rseq_cs+160(SB)/4, $0
 DATA ·__rseq_cs+164(SB)/4, $0
-DATA ·__rseq_cs+168(SB)/8, $·storeCommitSection+71(SB)
-DATA ·__rseq_cs+176(SB)/8, $20
-DATA ·__rseq_cs+184(SB)/8, $·storeCommitSection+104(SB)
+DATA ·__rseq_cs+168(SB)/8, $·storeCommitSection+72(SB)
+DATA ·__rseq_cs+176(SB)/8, $21
+DATA ·__rseq_cs+184(SB)/8, $·storeCommitSection+106(SB)
 // copyCommit
 DATA ·__rseq_cs+192(SB)/4, $0
 DATA ·__rseq_cs+196(SB)/4, $0
-DATA ·__rseq_cs+200(SB)/8, $·copyCommitSection+84(SB)
-DATA ·__rseq_cs+208(SB)/8, $68
-DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+165(SB)
+DATA ·__rseq_cs+200(SB)/8, $·copyCommitSection+85(SB)
+DATA ·__rseq_cs+208(SB)/8, $69
+DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+167(SB)
 // takeHandle
 DATA ·__rseq_cs+224(SB)/4, $0
 DATA ·__rseq_cs+228(SB)/4, $0
-DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+80(SB)
-DATA ·__rseq_cs+240(SB)/8, $66
-DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+174(SB)
+DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+81(SB)
+DATA ·__rseq_cs+240(SB)/8, $67
+DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+176(SB)
 // claimHandle
 DATA ·__rseq_cs+256(SB)/4, $0
 DATA ·__rseq_cs+260(SB)/4, $0
-DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+90(SB)
-DATA ·__rseq_cs+272(SB)/8, $40
-DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+152(SB)
+DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+91(SB)
+DATA ·__rseq_cs+272(SB)/8, $41
+DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+154(SB)
 // putHandle
 DATA ·__rseq_cs+288(SB)/4, $0
 DATA ·__rseq_cs+292(SB)/4, $0
-DATA ·__rseq_cs+296(SB)/8, $·PutHandle+80(SB)
-DATA ·__rseq_cs+304(SB)/8, $43
-DATA ·__rseq_cs+312(SB)/8, $·PutHandle+141(SB)
+DATA ·__rseq_cs+296(SB)/8, $·PutHandle+81(SB)
+DATA ·__rseq_cs+304(SB)/8, $44
+DATA ·__rseq_cs+312(SB)/8, $·PutHandle+143(SB)
 // addCPU
 DATA ·__rseq_cs+320(SB)/4, $0
 DATA ·__rseq_cs+324(SB)/4, $0
-DATA ·__rseq_cs+328(SB)/8, $·AddCPU+46(SB)
-DATA ·__rseq_cs+336(SB)/8, $11
-DATA ·__rseq_cs+344(SB)/8, $·AddCPU+65(SB)
+DATA ·__rseq_cs+328(SB)/8, $·AddCPU+47(SB)
+DATA ·__rseq_cs+336(SB)/8, $12
+DATA ·__rseq_cs+344(SB)/8, $·AddCPU+67(SB)
 // addFloat64CPU
 DATA ·__rseq_cs+352(SB)/4, $0
 DATA ·__rseq_cs+356(SB)/4, $0
-DATA ·__rseq_cs+360(SB)/8, $·AddFloat64CPU+47(SB)
-DATA ·__rseq_cs+368(SB)/8, $21
-DATA ·__rseq_cs+376(SB)/8, $·AddFloat64CPU+76(SB)
+DATA ·__rseq_cs+360(SB)/8, $·AddFloat64CPU+48(SB)
+DATA ·__rseq_cs+368(SB)/8, $22
+DATA ·__rseq_cs+376(SB)/8, $·AddFloat64CPU+78(SB)
 // incCPUIfZero
 DATA ·__rseq_cs+384(SB)/4, $0
 DATA ·__rseq_cs+388(SB)/4, $0
-DATA ·__rseq_cs+392(SB)/8, $·IncCPUIfZero+46(SB)
-DATA ·__rseq_cs+400(SB)/8, $17
-DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+76(SB)
+DATA ·__rseq_cs+392(SB)/8, $·IncCPUIfZero+47(SB)
+DATA ·__rseq_cs+400(SB)/8, $18
+DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+78(SB)
 // restoreHandle
 DATA ·__rseq_cs+416(SB)/4, $0
 DATA ·__rseq_cs+420(SB)/4, $0
-DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+90(SB)
-DATA ·__rseq_cs+432(SB)/8, $65
-DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+168(SB)
+DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+91(SB)
+DATA ·__rseq_cs+432(SB)/8, $66
+DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+170(SB)
 GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
@@ -111,34 +111,34 @@ GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $112
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
-DATA ·__rseq_exit_point_array+0(SB)/8, $·popSection+65(SB)
-DATA ·__rseq_exit_point_array+8(SB)/8, $·popSection+127(SB)
-DATA ·__rseq_exit_point_array+16(SB)/8, $·cmpStoreSection+61(SB)
-DATA ·__rseq_exit_point_array+24(SB)/8, $·cmpStoreSection+101(SB)
-DATA ·__rseq_exit_point_array+32(SB)/8, $·cmpStoreSection+61(SB)
-DATA ·__rseq_exit_point_array+40(SB)/8, $·cmpStoreSection+107(SB)
-DATA ·__rseq_exit_point_array+48(SB)/8, $·cmp2StoreSection+71(SB)
-DATA ·__rseq_exit_point_array+56(SB)/8, $·cmp2StoreSection+116(SB)
-DATA ·__rseq_exit_point_array+64(SB)/8, $·cmp2StoreSection+71(SB)
-DATA ·__rseq_exit_point_array+72(SB)/8, $·cmp2StoreSection+122(SB)
-DATA ·__rseq_exit_point_array+80(SB)/8, $·storeCommitSection+71(SB)
-DATA ·__rseq_exit_point_array+88(SB)/8, $·storeCommitSection+114(SB)
-DATA ·__rseq_exit_point_array+96(SB)/8, $·storeCommitSection+71(SB)
-DATA ·__rseq_exit_point_array+104(SB)/8, $·storeCommitSection+120(SB)
-DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+84(SB)
-DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+175(SB)
-DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+84(SB)
-DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+181(SB)
-DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+80(SB)
-DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+184(SB)
-DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+90(SB)
-DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+162(SB)
-DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+80(SB)
-DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+151(SB)
-DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+46(SB)
-DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+86(SB)
-DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+90(SB)
-DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+178(SB)
+DATA ·__rseq_exit_point_array+0(SB)/8, $·popSection+66(SB)
+DATA ·__rseq_exit_point_array+8(SB)/8, $·popSection+129(SB)
+DATA ·__rseq_exit_point_array+16(SB)/8, $·cmpStoreSection+62(SB)
+DATA ·__rseq_exit_point_array+24(SB)/8, $·cmpStoreSection+103(SB)
+DATA ·__rseq_exit_point_array+32(SB)/8, $·cmpStoreSection+62(SB)
+DATA ·__rseq_exit_point_array+40(SB)/8, $·cmpStoreSection+109(SB)
+DATA ·__rseq_exit_point_array+48(SB)/8, $·cmp2StoreSection+72(SB)
+DATA ·__rseq_exit_point_array+56(SB)/8, $·cmp2StoreSection+118(SB)
+DATA ·__rseq_exit_point_array+64(SB)/8, $·cmp2StoreSection+72(SB)
+DATA ·__rseq_exit_point_array+72(SB)/8, $·cmp2StoreSection+124(SB)
+DATA ·__rseq_exit_point_array+80(SB)/8, $·storeCommitSection+72(SB)
+DATA ·__rseq_exit_point_array+88(SB)/8, $·storeCommitSection+116(SB)
+DATA ·__rseq_exit_point_array+96(SB)/8, $·storeCommitSection+72(SB)
+DATA ·__rseq_exit_point_array+104(SB)/8, $·storeCommitSection+122(SB)
+DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+85(SB)
+DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+177(SB)
+DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+85(SB)
+DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+183(SB)
+DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+81(SB)
+DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+186(SB)
+DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+91(SB)
+DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+164(SB)
+DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+81(SB)
+DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+153(SB)
+DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+47(SB)
+DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+88(SB)
+DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+91(SB)
+DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+180(SB)
 GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
 
 // sectionFuncs: the entry address of each section's function.

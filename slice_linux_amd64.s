@@ -20,14 +20,17 @@
 // func sliceRequestFast() uintptr
 TEXT ·sliceRequestFast(SB), NOSPLIT, $0-8
 	LOAD_THREAD_AREA(AX, none)
-	MOVL	OFF_FLAGS(AX), CX
+	SEG_FS; MOVL	OFF_FLAGS(AX), CX
 	TESTL	$FLAG_SLICE_ENABLED, CX
 	JZ	none
 	// request and granted both 0: nothing pending on this thread.
-	MOVWLZX	OFF_REQUEST(AX), CX
+	SEG_FS; MOVWLZX	OFF_REQUEST(AX), CX
 	TESTL	CX, CX
 	JNZ	pending
-	MOVB	$1, OFF_REQUEST(AX)
+	SEG_FS; MOVB	$1, OFF_REQUEST(AX)
+	// Return the area's address, which names the thread.
+	FS_BASE(CX)
+	ADDQ	CX, AX
 	MOVQ	AX, ret+0(FP)
 	RET
 pending:
@@ -41,10 +44,12 @@ none:
 // func sliceEndFast(area uintptr) (granted, yielded bool)
 TEXT ·sliceEndFast(SB), NOSPLIT, $0-10
 	LOAD_THREAD_AREA(AX, other)
-	CMPQ	AX, area+0(FP)
+	FS_BASE(CX)
+	ADDQ	AX, CX
+	CMPQ	CX, area+0(FP)
 	JNE	other
-	MOVB	$0, OFF_REQUEST(AX)
-	MOVBLZX	OFF_GRANTED(AX), CX
+	SEG_FS; MOVB	$0, OFF_REQUEST(AX)
+	SEG_FS; MOVBLZX	OFF_GRANTED(AX), CX
 	TESTL	CX, CX
 	JZ	other
 	MOVB	$1, granted+8(FP)

@@ -12,17 +12,50 @@ TEXT ·tlsG(SB), NOSPLIT, $0-8
 	RET
 
 // func threadSlot() uintptr
-// Returns m.tls[2] of the calling thread (valid only without cgo).
+// Returns the calling thread's area address, or the marker 0 or 1, from
+// m.tls[2] (valid only without cgo). The slot holds the area's offset from
+// the FS base, &m.tls[1], which is neither 0 nor 1 (the area lies outside
+// m and is 32-byte aligned where m.tls is 8-byte aligned):
+//
+//	v = *(FS + THREAD_SLOT)
+//	if v > 1 { v += g.m + M_FS_BASE }
 TEXT ·threadSlot(SB), NOSPLIT, $0-8
 	MOVQ	THREAD_SLOT(FS), AX
+	CMPQ	AX, $1
+	JLS	done
+	MOVQ	(TLS), CX
+	MOVQ	G_M(CX), CX
+	LEAQ	M_FS_BASE(CX)(AX*1), AX
+done:
 	MOVQ	AX, ret+0(FP)
 	RET
 
 // func setThreadSlot(v uintptr)
-// Stores v in m.tls[2] of the calling thread (valid only without cgo).
+// Stores the area address v (or the marker 0 or 1) in m.tls[2] of the
+// calling thread as threadSlot reads it (valid only without cgo):
+//
+//	if v > 1 { v -= g.m + M_FS_BASE }
+//	*(FS + THREAD_SLOT) = v
 TEXT ·setThreadSlot(SB), NOSPLIT, $0-8
 	MOVQ	v+0(FP), AX
+	CMPQ	AX, $1
+	JLS	store
+	MOVQ	(TLS), CX
+	MOVQ	G_M(CX), CX
+	ADDQ	$M_FS_BASE, CX
+	SUBQ	CX, AX
+store:
 	MOVQ	AX, THREAD_SLOT(FS)
+	RET
+
+// func ownFSBase() uintptr
+// Returns the FS base as threadSlot, setThreadSlot and FS_BASE compute it
+// without cgo, &m.tls[1]: g.m + M_FS_BASE.
+TEXT ·ownFSBase(SB), NOSPLIT, $0-8
+	MOVQ	(TLS), AX
+	MOVQ	G_M(AX), AX
+	ADDQ	$M_FS_BASE, AX
+	MOVQ	AX, ret+0(FP)
 	RET
 
 // func threadPointer() uintptr
@@ -51,6 +84,8 @@ TEXT ·peek32(SB), NOSPLIT, $0-12
 // none yet or uses the fallback. It never registers.
 TEXT ·currentArea(SB), NOSPLIT, $0-8
 	LOAD_THREAD_AREA(AX, none)
+	FS_BASE(CX)
+	ADDQ	CX, AX
 	MOVQ	AX, ret+0(FP)
 	RET
 none:
@@ -63,7 +98,7 @@ none:
 // cpuSlow, which registers the thread or asks getcpu.
 TEXT ·CPU(SB), NOSPLIT, $0-8
 	LOAD_THREAD_AREA(AX, slow)
-	MOVL	4(AX), AX
+	SEG_FS; MOVL	4(AX), AX
 	MOVQ	AX, ret+0(FP)
 	RET
 slow:
@@ -75,7 +110,7 @@ slow:
 TEXT ·areaField(SB), NOSPLIT, $0-13
 	LOAD_THREAD_AREA(AX, none)
 	MOVQ	off+0(FP), CX
-	MOVL	(AX)(CX*1), AX
+	SEG_FS; MOVL	(AX)(CX*1), AX
 	MOVL	AX, v+8(FP)
 	MOVB	$1, ok+12(FP)
 	RET

@@ -299,7 +299,9 @@ func assemble(a arch, src, incDir string) (map[string]*symbol, error) {
 }
 
 // at returns the pc of the instruction from source line ln and the pc of the
-// next instruction (the symbol's size after the last one).
+// next instruction (the symbol's size after the last one). A line may hold
+// a prefix and its instruction ("SEG_FS; MOVL (R8), CX" on amd64, which the
+// listing shows as a BYTE and a MOVL): they count as one instruction.
 func (s *symbol) at(ln int) (pc, next int, ok bool) {
 	for i, in := range s.insns {
 		if in.line != ln {
@@ -307,7 +309,7 @@ func (s *symbol) at(ln int) (pc, next int, ok bool) {
 		}
 		next = s.size
 		for _, later := range s.insns[i+1:] {
-			if later.pc > in.pc {
+			if later.pc > in.pc && later.line != ln {
 				next = later.pc
 				break
 			}
