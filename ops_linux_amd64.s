@@ -143,9 +143,9 @@ fallback:
 //	*v = new                               // commit
 //
 // Budget (Histogram.Observe's lock takes it, after Slot): 5 loads of
-// arguments, 5 to find the area (LOAD_OPS_AREA), 2 to arm rseq_cs, then
-// the section: the index field, the word, two compares, the commit store;
-// the status's store after it.
+// arguments, 6 instructions (2 loads) to find the area (LOAD_OPS_AREA), 2 to
+// arm rseq_cs, then the section: the index field, the word, two compares, the
+// commit store; the status's store after it.
 TEXT ·cmpStoreSection(SB), NOSPLIT, $0-41
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	field+0(FP), DX
@@ -339,14 +339,13 @@ fallback:
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
 //
-// Budget (Pool.Get): 4 loads of arguments and 1 of indexField, 5 to find
-// the area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section 4 loads (the
-// index field, the header, hs[f-1], table[h]), a multiply by the stride,
-// the speculative store (skipped with no hole) and the commit store; 4
-// result stores after it.
-// The header and hs[f-1] were written by the previous operation on this
-// CPU just before, so each waits for that store's forwarding: the chain
-// that bounds a Get+Put (README, Pool).
+// Budget (Pool.Get): 4 loads of arguments and 1 of indexField, 6 instructions
+// (2 loads) to find the area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section
+// 4 loads (the index field, the header, hs[f-1], table[h]), a multiply by the
+// stride, the speculative store (skipped with no hole) and the commit store; 4
+// result stores after it. The header and hs[f-1] were written by the previous
+// operation on this CPU just before, so each waits for that store's
+// forwarding: the chain that bounds a Get+Put (README, Pool).
 TEXT ·TakeHandle(SB), NOSPLIT, $0-57
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -498,9 +497,12 @@ fallback:
 //
 // The commit is the ADDQ to memory: one instruction, which an interrupt
 // cannot split, so the section is three instructions. Budget: 2 loads of
-// arguments and 5 to find the area (LOAD_OPS_AREA: the mode byte, the
-// slot, the FS slot, the bias, cpu_id; no branch taken in own or glibc
-// mode), 2 to arm rseq_cs, then the section: 1 load, 1 shift, 1 load+add+store.
+// arguments, 6 instructions to find the area (LOAD_OPS_AREA: 2 loads, the mode
+// byte and m.tls[2], no branch taken in own mode; glibc mode jumps out of line
+// and back, loading the mode byte again, __rseq_offset and cpu_id), 2 to arm
+// rseq_cs, then the section: 1 load, 1 shift, 1 load+add+store. The address of
+// the commit waits on 2 dependent loads (the area's offset, then
+// cpu_id_start).
 TEXT ·AddCPU(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -529,8 +531,8 @@ fallback:
 //	p := (*float64)(base + cpu<<7)
 //	*p = *p + x                            // commit: the store
 //
-// Budget (Float64Counter.Add): as AddCPU's, with the add split into a
-// load, an ADDSD and the commit store (no compare-and-retry loop in Go).
+// Budget (Float64Counter.Add): as AddCPU's, with the add split into a load, an
+// ADDSD and the commit store (no compare-and-retry loop in Go).
 TEXT ·AddFloat64CPU(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -563,8 +565,8 @@ fallback:
 //	if *guard != 0 { exit: false }
 //	*(*int64)(base + cpu<<7) += 1          // commit: one read-modify-write
 //
-// Budget: as AddCPU's, plus the guard's load and compare inside the
-// section and the result's store after it.
+// Budget: as AddCPU's, plus the guard's load and compare inside the section
+// and the result's store after it.
 TEXT ·IncCPUIfZero(SB), NOSPLIT, $0-17
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
@@ -607,12 +609,12 @@ fallback:
 //
 // With no hole (f == e) hs[f] is hs[e], which holds h: no store.
 //
-// Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 5 to find
-// the area, 2 to arm rseq_cs; in the section 4 loads (the index field, the
-// header, hs[e], table[h]: the last three a dependent chain, the first two
-// forwarded from TakeHandle's stores), a multiply, three compares, the
-// speculative store (skipped with no hole) and the commit store; 1 result
-// store after it.
+// Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 6 instructions
+// (2 loads) to find the area, 2 to arm rseq_cs; in the section 4 loads (the
+// index field, the header, hs[e], table[h]: the last three a dependent chain,
+// the first two forwarded from TakeHandle's stores), a multiply, three
+// compares, the speculative store (skipped with no hole) and the commit store;
+// 1 result store after it.
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	base+0(FP), DI
