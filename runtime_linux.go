@@ -50,7 +50,9 @@ import (
 
 // Offsets in the runtime's structures (L1, L2), the same on both platforms.
 // The assembly uses gMOffset and mThreadSlotOffset under the names G_M and
-// M_THREAD_SLOT (area_linux_arm64.h), and, on amd64, FS = &m.tls[1].
+// M_THREAD_SLOT (area_linux_arm64.h), and on amd64 gMOffset and
+// mTLSOffset+8 under the names G_M and M_FS_BASE (area_linux_amd64.h: FS =
+// &m.tls[1], which checkPlatformLayout compares with the kernel's FS base).
 const (
 	gMOffset          = 48  // g.m
 	mProcidOffset     = 64  // m.procid
