@@ -70,16 +70,21 @@ area_glibc: CMPB	mode, $MODE_GLIBC; \
 #define LOAD_THREAD_AREA(reg, fail) LOAD_AREA(·areaMode(SB), reg, fail)
 #define GLIBC_THREAD_AREA(reg, fail) GLIBC_AREA(·areaMode(SB), reg, fail)
 
+// OWN_FS_BASE(reg) leaves in reg the calling thread's FS base without cgo,
+// &m.tls[1] of the thread's m (the runtime's settls): g.m + M_FS_BASE.
+#define OWN_FS_BASE(reg) \
+	MOVQ	(TLS), reg; \
+	MOVQ	G_M(reg), reg; \
+	ADDQ	$M_FS_BASE, reg
+
 // FS_BASE(reg) leaves the calling thread's FS base in reg, in the mode
 // ·areaMode says (areas in use): glibc's thread pointer, which 0(FS) holds,
-// or without cgo &m.tls[1] of the thread's m (the runtime's settls). It
-// clobbers reg and the flags and defines the labels fs_glibc and fs_ok.
+// or OWN_FS_BASE. It clobbers reg and the flags and defines the labels
+// fs_glibc and fs_ok.
 #define FS_BASE(reg) \
 	CMPB	·areaMode(SB), $MODE_GLIBC; \
 	JEQ	fs_glibc; \
-	MOVQ	(TLS), reg; \
-	MOVQ	G_M(reg), reg; \
-	ADDQ	$M_FS_BASE, reg; \
+	OWN_FS_BASE(reg); \
 	JMP	fs_ok; \
 fs_glibc: XORL	reg, reg; \
 	SEG_FS; MOVQ	(reg), reg; \

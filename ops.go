@@ -163,7 +163,7 @@ func slotSlow(field uintptr) int {
 
 // opsMode is areaMode when the operations run as restartable sections, and
 // areaModeNone when they all use the fallback. The sections' LOAD_AREA
-// reads it; setOpsMode (verify_linux.go) sets it.
+// reads it; initOperations (verify_linux.go) sets it.
 var opsMode uint8
 
 // Add adds n to the int64 at the start of the calling thread's slot and

@@ -23,12 +23,9 @@ const (
 )
 
 // areaMode selects how the assembly finds a thread's area (LOAD_AREA in
-// area_linux_*.h). It is set once, by setAreaMode during package
-// initialisation.
+// area_linux_*.h). It is set once, during package initialisation; glibc
+// mode needs glibcOffset set first.
 var areaMode uint8
-
-// setAreaMode sets areaMode; glibc mode needs glibcOffset set first.
-func setAreaMode(mode uint8) { areaMode = mode }
 
 // glibcOffset is __rseq_offset in glibc mode.
 var glibcOffset int64
@@ -101,7 +98,7 @@ func initFeatures(f *Support) {
 	fail := func(e syscall.Errno, why string) {
 		f.Usable, f.Mode, f.Errno, f.Reason = false, ModeNone, e, why
 		f.NodeID, f.ConcurrencyID, f.SliceExtension = false, false, false
-		setAreaMode(areaModeNone)
+		areaMode = areaModeNone
 	}
 
 	f.RuntimeVerified = runtimeVerified(f.GoVersion)
@@ -149,7 +146,7 @@ func initFeatures(f *Support) {
 				return
 			}
 			glibcOffset = g.offset
-			setAreaMode(areaModeGlibc)
+			areaMode = areaModeGlibc
 			f.Usable, f.Mode, f.AreaSize = true, ModeGlibc, int(g.size)
 			// glibc registers with RSEQ_SIG, the value of Signature on
 			// both platforms.
@@ -179,7 +176,7 @@ func initFeatures(f *Support) {
 	for areaStep < uintptr(regLen) || areaStep < uintptr(f.Alignment) {
 		areaStep *= 2
 	}
-	setAreaMode(areaModeOwn)
+	areaMode = areaModeOwn
 	f.Usable, f.Mode, f.AreaSize = true, ModeOwn, int(regLen)
 
 	// Register the initialising thread now, so that a failure common to

@@ -23,9 +23,8 @@ TEXT ·threadSlot(SB), NOSPLIT, $0-8
 	MOVQ	THREAD_SLOT(FS), AX
 	CMPQ	AX, $1
 	JLS	done
-	MOVQ	(TLS), CX
-	MOVQ	G_M(CX), CX
-	LEAQ	M_FS_BASE(CX)(AX*1), AX
+	OWN_FS_BASE(CX)
+	ADDQ	CX, AX
 done:
 	MOVQ	AX, ret+0(FP)
 	RET
@@ -40,21 +39,18 @@ TEXT ·setThreadSlot(SB), NOSPLIT, $0-8
 	MOVQ	v+0(FP), AX
 	CMPQ	AX, $1
 	JLS	store
-	MOVQ	(TLS), CX
-	MOVQ	G_M(CX), CX
-	ADDQ	$M_FS_BASE, CX
+	OWN_FS_BASE(CX)
 	SUBQ	CX, AX
 store:
 	MOVQ	AX, THREAD_SLOT(FS)
 	RET
 
 // func ownFSBase() uintptr
-// Returns the FS base as threadSlot, setThreadSlot and FS_BASE compute it
-// without cgo, &m.tls[1]: g.m + M_FS_BASE.
+// Returns OWN_FS_BASE, the FS base as threadSlot, setThreadSlot and FS_BASE
+// compute it without cgo, for checkPlatformLayout to compare with the
+// kernel's.
 TEXT ·ownFSBase(SB), NOSPLIT, $0-8
-	MOVQ	(TLS), AX
-	MOVQ	G_M(AX), AX
-	ADDQ	$M_FS_BASE, AX
+	OWN_FS_BASE(AX)
 	MOVQ	AX, ret+0(FP)
 	RET
 

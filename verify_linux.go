@@ -135,14 +135,11 @@ func Sections() []Section {
 	return out
 }
 
-// setOpsMode sets opsMode, which the sections' LOAD_OPS_AREA reads.
-func setOpsMode(mode uint8) { opsMode = mode }
-
 // initOperations decides whether the operations run as sections, reading
 // the code through read to verify them.
 func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 	f.Operations, f.OperationsReason = false, ""
-	setOpsMode(areaModeNone)
+	opsMode = areaModeNone
 	indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
 	if f.ConcurrencyID {
 		indexField[ByConcurrencyID] = offMMCID
@@ -159,7 +156,7 @@ func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 			f.OperationsReason = "section verification failed: " + err.Error()
 			return
 		}
-		setOpsMode(areaMode)
+		opsMode = areaMode
 		f.Operations = true
 	}
 }

@@ -60,16 +60,19 @@ import (
 // So the fence is paid only by writes far apart, where it costs little
 // per operation. See rwState.announce.
 //
-// Cost, measured on a 2-CPU x86-64 VM (medians of one benchmark run):
-// RLock+RUnlock 6.7 ns in one goroutine (sync.RWMutex: 12.2 ns), and 4.3
-// ns per pair with a goroutine on each CPU (sync.RWMutex's shared reader
-// count: 27.4 ns). In fast mode Lock costs one membarrier system call
+// Cost, measured on a 2-CPU x86-64 VM on an AMD Zen 5 host (medians of one
+// benchmark run): RLock+RUnlock 6.7 ns in one goroutine (sync.RWMutex: 12.2
+// ns), and 4.3 ns per pair with a goroutine on each CPU (sync.RWMutex's
+// shared reader count: 27.4 ns). On a Zen 3 host, whose uncontended atomics
+// cost 2.4 ns rather than 6.3, sync.RWMutex wins in one goroutine (4.8
+// against 10.3 ns) and still loses 6 to 1 with two (30.4 against 4.9). In fast mode Lock costs one membarrier system call
 // (MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: an interrupt to every CPU running
 // a thread of the process; about 2 µs there) plus a read of every CPU's
 // count, besides waiting for the readers; Unlock a few atomic operations,
 // and waking readers that parked. With one write in 100 operations the
-// mutex runs in slow mode and is about as fast as sync.RWMutex (11.7
-// against 12.8 ns in one goroutine, 16.2 against 14.6 in two): it is for
+// mutex runs in slow mode and is about as fast as sync.RWMutex on the Zen 5
+// host (11.7 against 12.8 ns in one goroutine, 16.2 against 14.6 in two)
+// and half as fast on the Zen 3 host (11.6 against 5.8 in two): it is for
 // data written far more rarely than that.
 //
 // Memory ordering: the read lock is an acquire and RUnlock a release, as
