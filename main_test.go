@@ -13,4 +13,9 @@ import (
 // scenario rather than when the scheduler happens to use that thread.
 var mainThread = testenv.LockMainThread()
 
-func TestMain(m *testing.M) { testenv.MainServing(m, mainThread) }
+// ledger keeps the aborts of a qemu guest's whole run: there a scenario's
+// floor is a target, and every section a scenario put under fire must
+// have aborted over the run (scenario, in ops_test.go).
+var ledger = testenv.AbortLedger{EachSection: true}
+
+func TestMain(m *testing.M) { testenv.MainServing(ledger.Wrap(m), mainThread) }

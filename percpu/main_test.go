@@ -1,14 +1,8 @@
 package percpu
 
 import (
-	"fmt"
-	"os"
-	"sort"
-	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/testenv"
 )
 
@@ -19,41 +13,13 @@ import (
 // the fallback on the shared slot while the others run sections.
 var mainThread = testenv.LockMainThread()
 
-func TestMain(m *testing.M) { testenv.MainServing(qemuAborts{m}, mainThread) }
+// ledger keeps the aborts of a qemu guest's whole run (underFire, in
+// helpers_test.go): with sections running, the fire of the run must have
+// aborted one section at least, so that a guest where restarts never
+// happen (or are never counted) fails. Elsewhere the floors are per test
+// and per section. Each section alone is not required here: an exactness
+// test runs its sections a small part of its time, and the root package's
+// scenarios prove every section's restart in the guest.
+var ledger testenv.AbortLedger
 
-// qemuShortfall counts the sections that missed their abort floor within
-// the time budget of a qemu guest (helpers_test.go).
-var qemuShortfall atomic.Int64
-
-// ranFire records that an exactness test ran, under fire, sections that
-// can abort where it runs.
-var ranFire atomic.Bool
-
-// qemuAborts wraps the test run in a qemu guest: with sections running,
-// the fire of the whole run must have aborted sections, so that a guest
-// where restarts never happen (or are never counted) fails. Elsewhere the
-// floors are per test and per section.
-type qemuAborts struct{ m *testing.M }
-
-func (q qemuAborts) Run() int {
-	before := abortsByName()
-	code := q.m.Run()
-	if code != 0 || !inQemu() || !rseq.Features().Operations {
-		return code
-	}
-	var total uint64
-	var parts []string
-	for name, n := range abortsByName() {
-		if d := n - before[name]; d != 0 && abortableHere(name) {
-			total += d
-			parts = append(parts, fmt.Sprintf("%s=%d", name, d))
-		}
-	}
-	sort.Strings(parts)
-	if total == 0 && ranFire.Load() {
-		fmt.Fprintln(os.Stderr, "FAIL: no section aborted over the whole run under fire in this guest")
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "qemu: aborts over the run: %s (%d sections short of a per-test floor)\n", strings.Join(parts, " "), qemuShortfall.Load())
-	return code
-}
+func TestMain(m *testing.M) { testenv.MainServing(ledger.Wrap(m), mainThread) }

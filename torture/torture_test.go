@@ -252,11 +252,13 @@ func TestGoLibrary(t *testing.T) {
 		// done while one is held, and CI runs two guests at once on two
 		// host cores, each about half as fast as one alone. (With 1s
 		// phases an arm64 guest once made only 2 of TakeHandle's 3
-		// post-commit stalls, and with 2s phases an arm64/7.3 guest
-		// beside another once failed too.)
-		cfg.Args[3] = "3s"
+		// post-commit stalls, with 2s phases an arm64/7.3 guest beside
+		// another once failed too, and with 3s an arm64/6.12 guest once
+		// made 2 of cmpStore's, 2026-12-02: its two phases give it 10 s
+		// now.)
+		cfg.Args[3] = "5s"
 		cfg.StallTime = 15 * time.Millisecond
-		cfg.Timeout = 120 * time.Second
+		cfg.Timeout = 150 * time.Second
 	}
 	r, err := Run(cfg)
 	if err != nil {
