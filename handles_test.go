@@ -3,7 +3,10 @@
 package rseq_test
 
 import (
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,21 +50,25 @@ func (a *handleArray) fe(slot int) (f, e uint32) {
 }
 
 // pinToOneCPU keeps the calling goroutine on its thread and that thread on
-// one CPU until the returned function runs.
-func pinToOneCPU(t *testing.T) func() {
+// one CPU until the returned function runs: the first CPU it may run on, or
+// with cpu >= 0, that one.
+func pinToOneCPU(t *testing.T, cpu ...int) func() {
 	t.Helper()
 	runtime.LockOSThread()
 	var orig, set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &orig); err != nil {
 		t.Fatal(err)
 	}
-	cpu := -1
-	for c := 0; c < 1024 && cpu < 0; c++ {
-		if orig.IsSet(c) {
-			cpu = c
+	c := -1
+	if len(cpu) > 0 {
+		c = cpu[0]
+	}
+	for i := 0; i < 1024 && c < 0; i++ {
+		if orig.IsSet(i) {
+			c = i
 		}
 	}
-	set.Set(cpu)
+	set.Set(c)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +78,89 @@ func pinToOneCPU(t *testing.T) func() {
 	}
 }
 
-// TestHandleOperations walks one slot through every state the three
-// operations define, checking the header and the handles after each step.
+// TestHandleOperations walks one slot through every state the operations
+// define, checking the header and the handles after each step, with each
+// Index. ByConcurrencyID runs on a CPU whose number differs from the
+// thread's concurrency ID there, where the kernel has mm_cid and one is
+// found: an operation that read the wrong field of the area shows.
 func TestHandleOperations(t *testing.T) {
-	defer pinToOneCPU(t)()
+	t.Run("cpu", func(t *testing.T) {
+		defer pinToOneCPU(t)()
+		testHandleOperations(t, rseq.ByCPU)
+	})
+	t.Run("concurrency-id", func(t *testing.T) {
+		var allowed unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+			t.Fatal(err)
+		}
+		apart := false
+		for c := 0; c < 1024 && !apart; c++ {
+			if !allowed.IsSet(c) {
+				continue
+			}
+			unpin := pinToOneCPU(t, c)
+			if cpu, cid := rseq.ByCPU.Slot(), rseq.ByConcurrencyID.Slot(); cpu != cid {
+				apart = true
+				t.Logf("on CPU %d, concurrency ID %d", cpu, cid)
+				testHandleOperations(t, rseq.ByConcurrencyID)
+			}
+			unpin()
+		}
+		if apart {
+			return
+		}
+		func() {
+			defer pinToOneCPU(t)()
+			testHandleOperations(t, rseq.ByConcurrencyID)
+		}()
+		last := -1
+		for c := 0; c < 1024; c++ {
+			if allowed.IsSet(c) {
+				last = c
+			}
+		}
+		switch {
+		case !rseq.Features().ConcurrencyID:
+			// ByConcurrencyID reads cpu_id_start too: nothing to tell apart.
+		case os.Getenv(oneCPUChild) != "":
+			t.Fatalf("on CPU %d alone the thread's concurrency ID is %d: want 0", last, rseq.ByConcurrencyID.Slot())
+		case last > 0:
+			// Where each CPU's concurrency ID is its number (Linux 6.18
+			// here), a process allowed one CPU only has concurrency IDs
+			// below 1: on CPU last, 0.
+			handleOperationsOnOneCPU(t, last)
+		}
+	})
+}
+
+// oneCPUChild marks the child of handleOperationsOnOneCPU.
+const oneCPUChild = "GORSEQ_TEST_ONE_CPU_CHILD"
+
+// handleOperationsOnOneCPU runs TestHandleOperations/concurrency-id again in
+// a child process that may run on cpu alone, where the concurrency ID (0)
+// differs from the CPU's number.
+func handleOperationsOnOneCPU(t *testing.T, cpu int) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestHandleOperations$/^concurrency-id$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), oneCPUChild+"=1")
+	// The child inherits the affinity of the thread that starts it.
+	unpin := pinToOneCPU(t, cpu)
+	out, err := cmd.CombinedOutput()
+	unpin()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestHandleOperations/concurrency-id") {
+		t.Fatalf("the handle operations by concurrency ID in a child on CPU %d alone: %v\n%s", cpu, err, out)
+	}
+	t.Logf("child on CPU %d alone:\n%s", cpu, out)
+}
+
+func testHandleOperations(t *testing.T, ix rseq.Index) {
 	a := newHandleArray(3)
 	table := make([]*int, 16)
 	tp := unsafe.Pointer(&table[0])
-	s := rseq.ByCPU.Slot()
+	s := ix.Slot()
 	copy(a.handles(s), []uint32{10, 11, 12}) // all free: f = e = 0
 
 	want := func(step string, f, e uint32, hs ...uint32) {
@@ -95,26 +177,26 @@ func TestHandleOperations(t *testing.T) {
 	}
 	take := func(wantH uint32, wantV *int) {
 		t.Helper()
-		slot, h, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp)
+		slot, h, v, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp)
 		if slot != s || !ok || h != wantH || (*int)(v) != wantV {
 			t.Fatalf("TakeHandle = slot %d, %d, %p, %v; want slot %d, %d, %p, true", slot, h, v, ok, s, wantH, wantV)
 		}
 	}
 	claim := func(wantH uint32) {
 		t.Helper()
-		slot, h, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, a.capacity)
+		slot, h, ok := rseq.ClaimHandle(a.base(), a.stride, ix, a.capacity)
 		if slot != s || !ok || h != wantH {
 			t.Fatalf("ClaimHandle = slot %d, %d, %v; want slot %d, %d, true", slot, h, ok, s, wantH)
 		}
 	}
 	put := func(h uint32, wantOK bool) {
 		t.Helper()
-		if slot, ok := rseq.PutHandle(a.base(), a.stride, rseq.ByCPU, h); slot != s || ok != wantOK {
+		if slot, ok := rseq.PutHandle(a.base(), a.stride, ix, h); slot != s || ok != wantOK {
 			t.Fatalf("PutHandle(%d) = slot %d, %v; want slot %d, %v", h, slot, ok, s, wantOK)
 		}
 	}
 
-	if slot, _, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp); ok || v != nil || slot != s {
+	if slot, _, v, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp); ok || v != nil || slot != s {
 		t.Fatalf("TakeHandle from an empty slot = slot %d, %p, %v", slot, v, ok)
 	}
 	put(7, false) // no hole
@@ -123,7 +205,7 @@ func TestHandleOperations(t *testing.T) {
 	claim(11)
 	claim(12)
 	want("three claims", 0, 3)
-	if _, _, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, a.capacity); ok {
+	if _, _, ok := rseq.ClaimHandle(a.base(), a.stride, ix, a.capacity); ok {
 		t.Fatal("ClaimHandle succeeded with no free handle")
 	}
 	x, y, z := new(int), new(int), new(int)
@@ -138,7 +220,7 @@ func TestHandleOperations(t *testing.T) {
 	want("take", 2, 2, 10, 12, 11)
 	restore := func(v *int, wantOK bool) {
 		t.Helper()
-		if ok := rseq.RestoreHandle(a.base(), a.stride, rseq.ByCPU, tp, unsafe.Pointer(v), a.capacity); ok != wantOK {
+		if ok := rseq.RestoreHandle(a.base(), a.stride, ix, tp, unsafe.Pointer(v), a.capacity); ok != wantOK {
 			t.Fatalf("RestoreHandle(%p) = %v, want %v", v, ok, wantOK)
 		}
 	}
@@ -152,7 +234,7 @@ func TestHandleOperations(t *testing.T) {
 	take(12, y)
 	take(10, x)
 	want("three takes", 0, 0, 10, 12, 11)
-	if _, _, _, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp); ok {
+	if _, _, _, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp); ok {
 		t.Fatal("TakeHandle succeeded with no full handle")
 	}
 

@@ -132,11 +132,22 @@ func SharedSlot() int { return possibleCPUs }
 
 // indexField maps an Index to the offset of the struct rseq field that
 // numbers the slots; set during initialisation (mm_cid only where the
-// kernel fills it).
+// kernel fills it). indexField[ByCPU] is always offCPUIDStart, 0, which the
+// assembly's INDEX_FIELD uses as a constant.
 var indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
 
-// field returns the area field behind ix.
-func (ix Index) field() uintptr { return indexField[ix&1] }
+// INDEX_FIELD (area_linux_*.h) gives ByCPU the offset 0 without reading
+// indexField: this fails to compile if cpu_id_start moves.
+const _ = -uint(offCPUIDStart)
+
+// field returns the area field behind ix. ByCPU's is a constant, so that
+// a call with ByCPU, inlined, passes 0 and reads no variable first.
+func (ix Index) field() uintptr {
+	if ix&1 == 0 {
+		return offCPUIDStart
+	}
+	return indexField[1]
+}
 
 // Slot returns the slot the calling thread should compute addresses for
 // before a compare-and-commit operation: its CPU number or concurrency id

@@ -339,8 +339,10 @@ fallback:
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
 //
-// Budget (Pool.Get): 4 loads of arguments and 1 of indexField, 6 instructions
-// (2 loads) to find the area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section
+// Budget (Pool.Get): 4 loads of arguments, 3 instructions for the index
+// field (INDEX_FIELD: with ByCPU a constant, so that the section's first
+// load waits for nothing but the area), 6 instructions (2 loads) to find the
+// area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section
 // 4 loads (the index field, the header, hs[f-1], table[h]), a multiply by the
 // stride, the speculative store (skipped with no hole) and the commit store; 4
 // result stores after it. The header and hs[f-1] were written by the previous
@@ -393,6 +395,7 @@ isempty:
 fallback:
 	JMP	·takeHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
+	INDEX_FIELD_CID(DX, AX)
 
 // func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
 //
@@ -440,6 +443,7 @@ isfull:
 fallback:
 	JMP	·claimHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
+	INDEX_FIELD_CID(DX, AX)
 
 // func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
 //
@@ -485,6 +489,7 @@ nohole:
 fallback:
 	JMP	·putHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
+	INDEX_FIELD_CID(DX, AX)
 
 // func AddCPU(base unsafe.Pointer, n int64)
 //
@@ -609,8 +614,9 @@ fallback:
 //
 // With no hole (f == e) hs[f] is hs[e], which holds h: no store.
 //
-// Budget (Pool.Put): 6 loads of arguments and 1 of indexField, 6 instructions
-// (2 loads) to find the area, 2 to arm rseq_cs; in the section 4 loads (the
+// Budget (Pool.Put): 6 loads of arguments, 3 instructions for the index
+// field (a constant with ByCPU), 6 instructions (2 loads) to find the area,
+// 2 to arm rseq_cs; in the section 4 loads (the
 // index field, the header, hs[e], table[h]: the last three a dependent chain,
 // the first two forwarded from TakeHandle's stores), a multiply, three
 // compares, the speculative store (skipped with no hole) and the commit store;
@@ -658,6 +664,7 @@ refused:
 fallback:
 	JMP	·restoreHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
+	INDEX_FIELD_CID(DX, AX)
 
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs

@@ -412,6 +412,7 @@ isempty:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·takeHandleFallback(SB)
+	INDEX_FIELD_CID(R2, R10)
 
 // func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
 //
@@ -460,6 +461,7 @@ isfull:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·claimHandleFallback(SB)
+	INDEX_FIELD_CID(R2, R10)
 
 // func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
 //
@@ -505,6 +507,7 @@ nohole:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·putHandleFallback(SB)
+	INDEX_FIELD_CID(R2, R10)
 
 // func AddCPU(base unsafe.Pointer, n int64)
 //
@@ -661,6 +664,7 @@ refused:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·restoreHandleFallback(SB)
+	INDEX_FIELD_CID(R2, R10)
 
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs

@@ -100,6 +100,9 @@ const (
 	// LostUpdate: an operation leaves out its change to shared state
 	// (a reader that never leaves the count it entered).
 	LostUpdate Kind = "lost-update"
+	// WrongIndex: an operation numbers the slots by another field of the
+	// area than its Index names (the CPU for the concurrency ID).
+	WrongIndex Kind = "wrong-index"
 )
 
 // arch is the architecture the mutant is tried for.
@@ -135,6 +138,8 @@ func (k Killer) describe(m *Mutant) string {
 const (
 	amd64S = "ops_linux_amd64.s"
 	arm64S = "ops_linux_arm64.s"
+	amd64H = "area_linux_amd64.h"
+	arm64H = "area_linux_arm64.h"
 )
 
 // asm joins lines of a file, each written with its tabs, into a snippet
@@ -423,6 +428,25 @@ var catalogue = []Mutant{
 				"\tMOVL\tR13, 4(CX)(R12*4)\t// rseq:commit takeHandle"),
 		}},
 		Kill: []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")},
+	},
+	// The handle operations by concurrency ID reading cpu_id_start
+	// (indexField[0]) instead: TestHandleOperations runs them where the
+	// two differ (a child allowed one CPU, whose concurrency ID is 0).
+	{
+		Name: "amd64/handles/concurrency-id-reads-cpu", Kind: WrongIndex, Arch: "amd64", CI: true,
+		Edits: []Edit{{File: amd64H,
+			Find:    asm("\tMOVQ\t8(tmp), ix; \\"),
+			Replace: asm("\tMOVQ\t0(tmp), ix; \\"),
+		}},
+		Kill: []Killer{rootTest("^TestHandleOperations$")},
+	},
+	{
+		Name: "arm64/handles/concurrency-id-reads-cpu", Kind: WrongIndex, Arch: "arm64",
+		Edits: []Edit{{File: arm64H,
+			Find:    asm("\tMOVD\t8(tmp), ix; \\"),
+			Replace: asm("\tMOVD\t0(tmp), ix; \\"),
+		}},
+		Kill: []Killer{rootTest("^TestHandleOperations$")},
 	},
 	// The hole stores are skipped only when they would store a handle
 	// where it already is (no hole between the full and the free part).
