@@ -97,28 +97,27 @@ fs_ok: NOP
 	BYTE	$0x0f; BYTE $0xb9; BYTE $0x3d; \
 	LONG	$0x53053053
 
-// INDEX_FIELD(ix, tmp) turns the Index in ix into the offset of the struct
-// rseq field it reads, indexField[ix&1], in ix. ByCPU (an even Index), the
-// common case, falls straight through and gets cpu_id_start's offset, 0
-// (indexField[0] always), from an instruction that does not wait for the
-// load of ix: the section's read of its index then waits only for the area,
-// not for a load of the argument and of indexField after it (a chain that
-// cost Pool's Get+Put 18.2 ns against 12.9 without it, on AMD Zen 3).
-// ByConcurrencyID is handled out of line by INDEX_FIELD_CID, which every
-// function that uses INDEX_FIELD must place after one of its RETs:
+// INDEX_FIELD(ix) turns the Index in ix into the offset of the struct rseq
+// field it reads (Index.field), in ix. ByCPU (an even Index), the common
+// case, falls straight through and gets cpu_id_start's offset, 0, from an
+// instruction that does not wait for the load of ix: the section's read of
+// its index then waits only for the area, not for a load of the argument
+// and of a variable after it (a chain that cost Pool's Get+Put 18.2 ns
+// against 12.9 without it, on AMD Zen 3). ByConcurrencyID is handled out of
+// line by INDEX_FIELD_CID, which every function that uses INDEX_FIELD must
+// place after one of its RETs:
 //
-//	ix&1 == 0: ix = 0               // offCPUIDStart
-//	ix&1 == 1: ix = indexField[1]   // mm_cid's offset, or cpu_id_start's
+//	ix&1 == 0: ix = 0                    // offCPUIDStart
+//	ix&1 == 1: ix = concurrencyIDField   // mm_cid's offset, or cpu_id_start's
 //
-// Both clobber only ix, tmp and the flags, and define the labels index_cid
-// and index_ok, so each can be used once per TEXT symbol.
-#define INDEX_FIELD(ix, tmp) \
+// Both clobber only ix and the flags, and define the labels index_cid and
+// index_ok, so each can be used once per TEXT symbol.
+#define INDEX_FIELD(ix) \
 	TESTB	$1, ix; \
 	JNE	index_cid; \
 	XORL	ix, ix; \
 index_ok: NOP
 
-#define INDEX_FIELD_CID(ix, tmp) \
-index_cid: LEAQ	·indexField(SB), tmp; \
-	MOVQ	8(tmp), ix; \
+#define INDEX_FIELD_CID(ix) \
+index_cid: MOVQ	·concurrencyIDField(SB), ix; \
 	JMP	index_ok

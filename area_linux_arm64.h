@@ -53,28 +53,28 @@ area_glibc: CMP	$MODE_GLIBC, tmp; \
 #define RSEQ_SIGNATURE \
 	WORD	$0xd428bc00
 
-// INDEX_FIELD(ix, tmp) turns the Index in ix into the offset of the struct
-// rseq field it reads, indexField[ix&1], in ix. ByCPU (an even Index), the
-// common case, falls straight through and gets cpu_id_start's offset, 0
-// (indexField[0] always), from a move that does not wait for the load of
-// ix, so that the section's read of its index waits only for the area (see
-// area_linux_amd64.h for the measurement). ByConcurrencyID is handled out
-// of line by INDEX_FIELD_CID, which every function that uses INDEX_FIELD
-// must place after one of its RETs:
+// INDEX_FIELD(ix) turns the Index in ix into the offset of the struct rseq
+// field it reads (Index.field), in ix. ByCPU (an even Index), the common
+// case, falls straight through and gets cpu_id_start's offset, 0, from a
+// move that does not wait for the load of ix, so that the section's read
+// of its index waits only for the area (see area_linux_amd64.h for the
+// measurement). ByConcurrencyID is handled out of line by INDEX_FIELD_CID,
+// which every function that uses INDEX_FIELD must place after one of its
+// RETs:
 //
-//	ix&1 == 0: ix = 0               // offCPUIDStart
-//	ix&1 == 1: ix = indexField[1]   // mm_cid's offset, or cpu_id_start's
+//	ix&1 == 0: ix = 0                    // offCPUIDStart
+//	ix&1 == 1: ix = concurrencyIDField   // mm_cid's offset, or cpu_id_start's
 //
-// Both clobber only ix and tmp, and define the labels index_cid and
-// index_ok, so each can be used once per TEXT symbol.
-#define INDEX_FIELD(ix, tmp) \
+// Both clobber only ix (and R27, the assembler's temporary, to load the
+// variable), and define the labels index_cid and index_ok, so each can be
+// used once per TEXT symbol.
+#define INDEX_FIELD(ix) \
 	TBNZ	$0, ix, index_cid; \
 	MOVD	$0, ix; \
 index_ok: NOP
 
-#define INDEX_FIELD_CID(ix, tmp) \
-index_cid: MOVD	$·indexField(SB), tmp; \
-	MOVD	8(tmp), ix; \
+#define INDEX_FIELD_CID(ix) \
+index_cid: MOVD	·concurrencyIDField(SB), ix; \
 	B	index_ok
 
 // COUNT_ABORT(addr, t1, t2) adds 1 to the uint64 at addr (a register) with

@@ -130,14 +130,14 @@ func Slots() int { return possibleCPUs + 1 }
 // always Slots()-1.
 func SharedSlot() int { return possibleCPUs }
 
-// indexField maps an Index to the offset of the struct rseq field that
-// numbers the slots; set during initialisation (mm_cid only where the
-// kernel fills it). indexField[ByCPU] is always offCPUIDStart, 0, which the
-// assembly's INDEX_FIELD uses as a constant.
-var indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
+// concurrencyIDField is the offset of the struct rseq field that numbers
+// the slots for ByConcurrencyID: mm_cid where the kernel fills it, else
+// cpu_id_start. It is set during initialisation. ByCPU's field is always
+// cpu_id_start, a constant.
+var concurrencyIDField uintptr = offCPUIDStart
 
-// INDEX_FIELD (area_linux_*.h) gives ByCPU the offset 0 without reading
-// indexField: this fails to compile if cpu_id_start moves.
+// INDEX_FIELD (area_linux_*.h) gives ByCPU the offset 0 as a constant:
+// this fails to compile if cpu_id_start moves.
 const _ = -uint(offCPUIDStart)
 
 // field returns the area field behind ix. ByCPU's is a constant, so that
@@ -146,7 +146,7 @@ func (ix Index) field() uintptr {
 	if ix&1 == 0 {
 		return offCPUIDStart
 	}
-	return indexField[1]
+	return concurrencyIDField
 }
 
 // Slot returns the slot the calling thread should compute addresses for

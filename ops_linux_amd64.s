@@ -325,7 +325,7 @@ fallback:
 // The exported function itself, so that callers reach the section with a
 // single call (handles.go documents it).
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == 0 { exit: ok = false }
 //	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
@@ -353,7 +353,7 @@ TEXT ·TakeHandle(SB), NOSPLIT, $0-57
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
-	INDEX_FIELD(DX, AX)
+	INDEX_FIELD(DX)
 	MOVQ	table+24(FP), R11
 restart:
 	LEAQ	DESC_takeHandle, AX
@@ -395,11 +395,11 @@ isempty:
 fallback:
 	JMP	·takeHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
-	INDEX_FIELD_CID(DX, AX)
+	INDEX_FIELD_CID(DX)
 
 // func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); e := high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
@@ -409,7 +409,7 @@ TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
-	INDEX_FIELD(DX, AX)
+	INDEX_FIELD(DX)
 	MOVLQZX	capacity+20(FP), R11
 	MOVQ	$0x100000000, R13
 restart:
@@ -443,11 +443,11 @@ isfull:
 fallback:
 	JMP	·claimHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
-	INDEX_FIELD_CID(DX, AX)
+	INDEX_FIELD_CID(DX)
 
 // func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == e { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole until the commit
@@ -457,7 +457,7 @@ TEXT ·PutHandle(SB), NOSPLIT, $0-33
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
-	INDEX_FIELD(DX, AX)
+	INDEX_FIELD(DX)
 	MOVL	h+20(FP), R11
 restart:
 	LEAQ	DESC_putHandle, AX
@@ -489,7 +489,7 @@ nohole:
 fallback:
 	JMP	·putHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
-	INDEX_FIELD_CID(DX, AX)
+	INDEX_FIELD_CID(DX)
 
 // func AddCPU(base unsafe.Pointer, n int64)
 //
@@ -604,7 +604,7 @@ fallback:
 // v, the object a TakeHandle on this slot gave out. No table write: the
 // entry is right already.
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
@@ -626,7 +626,7 @@ TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	MOVQ	base+0(FP), DI
 	MOVQ	stride+8(FP), SI
 	MOVBQZX	ix+16(FP), DX
-	INDEX_FIELD(DX, AX)
+	INDEX_FIELD(DX)
 	MOVQ	table+24(FP), R11
 	MOVQ	v+32(FP), R12
 	MOVLQZX	capacity+40(FP), R13
@@ -664,7 +664,7 @@ refused:
 fallback:
 	JMP	·restoreHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
-	INDEX_FIELD_CID(DX, AX)
+	INDEX_FIELD_CID(DX)
 
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs

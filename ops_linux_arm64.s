@@ -359,7 +359,7 @@ fallback:
 // The exported function itself, so that callers reach the section with a
 // single call (handles.go documents it).
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == 0 { exit: ok = false }
 //	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
@@ -373,7 +373,7 @@ TEXT ·TakeHandle(SB), NOSPLIT, $0-57
 	MOVD	base+0(FP), R0
 	MOVD	stride+8(FP), R1
 	MOVBU	ix+16(FP), R2
-	INDEX_FIELD(R2, R10)
+	INDEX_FIELD(R2)
 	MOVD	table+24(FP), R3
 	MOVD	$1, R7
 	ORR	R7<<32, R7, R7	// 1 | 1<<32, without a literal pool
@@ -412,11 +412,11 @@ isempty:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·takeHandleFallback(SB)
-	INDEX_FIELD_CID(R2, R10)
+	INDEX_FIELD_CID(R2)
 
 // func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); e := high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
@@ -426,7 +426,7 @@ TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
 	MOVD	base+0(FP), R0
 	MOVD	stride+8(FP), R1
 	MOVBU	ix+16(FP), R2
-	INDEX_FIELD(R2, R10)
+	INDEX_FIELD(R2)
 	MOVWU	capacity+20(FP), R3
 	MOVD	$1, R7
 	LSL	$32, R7, R7	// 1<<32
@@ -461,11 +461,11 @@ isfull:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·claimHandleFallback(SB)
-	INDEX_FIELD_CID(R2, R10)
+	INDEX_FIELD_CID(R2)
 
 // func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == e { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole until the commit
@@ -475,7 +475,7 @@ TEXT ·PutHandle(SB), NOSPLIT, $0-33
 	MOVD	base+0(FP), R0
 	MOVD	stride+8(FP), R1
 	MOVBU	ix+16(FP), R2
-	INDEX_FIELD(R2, R10)
+	INDEX_FIELD(R2)
 	MOVWU	h+20(FP), R3
 restart:
 	MOVD	$DESC_putHandle, R10
@@ -507,7 +507,7 @@ nohole:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·putHandleFallback(SB)
-	INDEX_FIELD_CID(R2, R10)
+	INDEX_FIELD_CID(R2)
 
 // func AddCPU(base unsafe.Pointer, n int64)
 //
@@ -614,7 +614,7 @@ fallback:
 //
 // Pool.Put's common case in one section (handles_linux_asm.go).
 //
-//	slot = *(area + indexField[ix&1])
+//	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
@@ -626,7 +626,7 @@ TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
 	MOVD	base+0(FP), R0
 	MOVD	stride+8(FP), R1
 	MOVBU	ix+16(FP), R2
-	INDEX_FIELD(R2, R10)
+	INDEX_FIELD(R2)
 	MOVD	table+24(FP), R3
 	MOVD	v+32(FP), R11
 	MOVWU	capacity+40(FP), R12
@@ -664,7 +664,7 @@ refused:
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·restoreHandleFallback(SB)
-	INDEX_FIELD_CID(R2, R10)
+	INDEX_FIELD_CID(R2)
 
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs

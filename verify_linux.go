@@ -140,9 +140,9 @@ func Sections() []Section {
 func initOperations(f *Support, read func(addr uintptr, n int) []byte) {
 	f.Operations, f.OperationsReason = false, ""
 	opsMode = areaModeNone
-	indexField = [2]uintptr{offCPUIDStart, offCPUIDStart}
+	concurrencyIDField = offCPUIDStart
 	if f.ConcurrencyID {
-		indexField[ByConcurrencyID] = offMMCID
+		concurrencyIDField = offMMCID
 	}
 	switch {
 	case !f.Usable:

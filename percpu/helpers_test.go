@@ -61,14 +61,6 @@ var fire struct {
 	before   map[string]uint64
 }
 
-func abortsByName() map[string]uint64 {
-	m := map[string]uint64{}
-	for _, s := range rseq.Stats() {
-		m[s.Name] = s.Aborts
-	}
-	return m
-}
-
 // floorsApply reports whether the running test must see its sections
 // abort: not without sections, not for structures made in locked mode, and
 // not in TestMixedModeProcess's child, which checks exactness with the
@@ -86,7 +78,7 @@ func floorsMet() bool {
 	}
 	fire.Lock()
 	defer fire.Unlock()
-	now := abortsByName()
+	now := testenv.AbortCounts()
 	for _, s := range fire.sections {
 		if abortableHere(s) && now[s]-fire.before[s] < abortFloor() {
 			return false
@@ -153,7 +145,7 @@ func underFire(t *testing.T, sections []string, body func()) {
 	t.Helper()
 	before := rseq.Stats()
 	fire.Lock()
-	fire.sections, fire.before = sections, abortsByName()
+	fire.sections, fire.before = sections, testenv.AbortCounts()
 	fire.Unlock()
 	stop := stress.Start(t, stress.Options{})
 	body()
@@ -173,7 +165,7 @@ func underFire(t *testing.T, sections []string, body func()) {
 		return
 	}
 	ledger.Target(sections...) // a qemu guest's run must abort some
-	after := abortsByName()
+	after := testenv.AbortCounts()
 	for _, s := range sections {
 		a := after[s] - fire.before[s]
 		switch {

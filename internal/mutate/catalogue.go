@@ -430,21 +430,21 @@ var catalogue = []Mutant{
 		Kill: []Killer{tortureGo, rootTest("^TestHandlesUnderFire$")},
 	},
 	// The handle operations by concurrency ID reading cpu_id_start
-	// (indexField[0]) instead: TestHandleOperations runs them where the
-	// two differ (a child allowed one CPU, whose concurrency ID is 0).
+	// (offset 0) instead: TestHandleOperations runs them where the two
+	// differ, if it finds such a CPU (or a child allowed one CPU).
 	{
 		Name: "amd64/handles/concurrency-id-reads-cpu", Kind: WrongIndex, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: amd64H,
-			Find:    asm("\tMOVQ\t8(tmp), ix; \\"),
-			Replace: asm("\tMOVQ\t0(tmp), ix; \\"),
+			Find:    asm("index_cid: MOVQ\t·concurrencyIDField(SB), ix; \\"),
+			Replace: asm("index_cid: XORL\tix, ix; \\"),
 		}},
 		Kill: []Killer{rootTest("^TestHandleOperations$")},
 	},
 	{
 		Name: "arm64/handles/concurrency-id-reads-cpu", Kind: WrongIndex, Arch: "arm64",
 		Edits: []Edit{{File: arm64H,
-			Find:    asm("\tMOVD\t8(tmp), ix; \\"),
-			Replace: asm("\tMOVD\t0(tmp), ix; \\"),
+			Find:    asm("index_cid: MOVD\t·concurrencyIDField(SB), ix; \\"),
+			Replace: asm("index_cid: MOVD\t$0, ix; \\"),
 		}},
 		Kill: []Killer{rootTest("^TestHandleOperations$")},
 	},

@@ -66,12 +66,12 @@ type ledgerRun struct {
 }
 
 func (r ledgerRun) Run() int {
-	before := abortCounts()
+	before := AbortCounts()
 	code := r.m.Run()
 	if code != 0 || !InQemu() || !rseq.Features().Operations {
 		return code
 	}
-	if err := r.l.check(before, abortCounts()); err != nil {
+	if err := r.l.check(before, AbortCounts()); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
@@ -110,7 +110,8 @@ func (l *AbortLedger) check(before, after map[string]uint64) error {
 	return nil
 }
 
-func abortCounts() map[string]uint64 {
+// AbortCounts returns every section's abort count (rseq.Stats), by name.
+func AbortCounts() map[string]uint64 {
 	m := map[string]uint64{}
 	for _, s := range rseq.Stats() {
 		m[s.Name] = s.Aborts
