@@ -290,6 +290,7 @@ func TestGoLibrary(t *testing.T) {
 	for _, s := range r.Sections {
 		byStart[s.Start] = s
 	}
+	migrated := 0
 	for _, want := range lib {
 		s, ok := byStart[want.start]
 		if !ok {
@@ -308,9 +309,21 @@ func TestGoLibrary(t *testing.T) {
 		if s.BadSignature != 0 {
 			t.Errorf("library section %s: %d aborts found a bad signature", want.name, s.BadSignature)
 		}
-		if multiCPU() && s.MigratedAborts == 0 {
+		migrated += s.MigratedAborts
+		switch {
+		case !multiCPU() || s.MigratedAborts > 0:
+		case os.Getenv("GORSEQ_QEMU") != "":
+			// Under TCG a section aborted a few dozen times can see none
+			// of its aborts moved (addFloat64CPU: 0 of 16, arm64/7.3 on
+			// the CI machine): per section a target there, and the run
+			// as a whole must move some.
+			t.Logf("library section %s: no forced abort moved its thread to another CPU (qemu: a target)", want.name)
+		default:
 			t.Errorf("library section %s: no forced abort moved its thread to another CPU", want.name)
 		}
+	}
+	if multiCPU() && migrated == 0 {
+		t.Errorf("no forced abort of any library section moved its thread to another CPU")
 	}
 	if r.Signals == 0 {
 		t.Error("no SIGURG injected into a Go program")
