@@ -26,7 +26,8 @@ import (
 // RLock (Lock) it and another RUnlock (Unlock) it. The zero RWMutex is an
 // unlocked mutex, ready to use; an RWMutex must not be copied after first
 // use. Unlock of an unlocked RWMutex panics; an RUnlock without its RLock
-// corrupts the mutex, undetected.
+// corrupts the mutex, undetected in fast mode (in slow mode it is
+// sync.RWMutex's fatal error).
 //
 // # How it works
 //
@@ -37,7 +38,7 @@ import (
 // which may be another CPU: single counts may go negative, their sum is the
 // number of readers.
 //
-// Lock takes a mutex that excludes other writers, sets the writer word, and
+// Lock takes a lock that excludes other writers, sets the writer word, and
 // calls rseq.FenceAll: the membarrier system call aborts every restartable
 // section running on any CPU, so a reader that read the writer word as 0
 // either committed its increment before the fence (and Lock sees it) or
@@ -49,31 +50,36 @@ import (
 // kernel not to schedule it out (rseq.SliceRequest, a time-slice extension,
 // on kernels that offer it; Unlock ends the request).
 //
-// Writes that come often switch the mutex to its slow mode, where a
-// reader increments its CPU's count of a second array with an atomic
-// instruction (still a cache line of its own CPU, not one shared line) and
-// then checks the writer word, and Lock needs no fence unless a reader
-// still holds the lock after a bounded wait (see rwState.waitReaders). A
+// Writes that come often switch the mutex to its slow mode, where it is a
+// sync.RWMutex: readers see the mode in the writer word, take the read
+// lock of a sync.RWMutex inside the mutex (two atomic additions on one
+// shared word per RLock+RUnlock, where a write costs more than sharing
+// that word), and writers take its write lock, with no fence and no wait
+// of their own. That sync.RWMutex is also the lock writers exclude each
+// other with in every mode, so a slow-mode writer excludes readers and
+// writers at once, and the mode changes only while a writer holds it. A
 // Lock that comes less than 20 µs after the previous Unlock switches to
-// slow mode (that switch fences once); one that comes more than 1 ms after
-// switches back.
-// So the fence is paid only by writes far apart, where it costs little
-// per operation. See rwState.announce.
+// slow mode (that writer fences and waits for the counted readers like
+// any fast-mode writer, and its Unlock sets the mode); one that comes
+// more than 1 ms after switches back (no fence: no section has committed
+// since). So the fence is paid only by writes far apart, where it costs
+// little per operation. See rwState.announce.
 //
 // Cost, measured on a 2-CPU x86-64 VM on an AMD Zen 5 host (medians of one
 // benchmark run): RLock+RUnlock 6.7 ns in one goroutine (sync.RWMutex: 12.2
 // ns), and 4.3 ns per pair with a goroutine on each CPU (sync.RWMutex's
 // shared reader count: 27.4 ns). On a Zen 3 host, whose uncontended atomics
 // cost 2.4 ns rather than 6.3, sync.RWMutex wins in one goroutine (4.8
-// against 10.3 ns) and still loses 6 to 1 with two (30.4 against 4.9). In fast mode Lock costs one membarrier system call
+// against 10.3 ns) and still loses 6 to 1 with two (30.4 against 4.9). In
+// fast mode Lock costs one membarrier system call
 // (MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: an interrupt to every CPU running
 // a thread of the process; about 2 µs there) plus a read of every CPU's
 // count, besides waiting for the readers; Unlock a few atomic operations,
 // and waking readers that parked. With one write in 100 operations the
-// mutex runs in slow mode and is about as fast as sync.RWMutex on the Zen 5
-// host (11.7 against 12.8 ns in one goroutine, 16.2 against 14.6 in two)
-// and half as fast on the Zen 3 host (11.6 against 5.8 in two): it is for
-// data written far more rarely than that.
+// mutex runs in slow mode, where it costs what sync.RWMutex costs plus
+// the calls into RLock and RUnlock, which sync.RWMutex's are inlined
+// away from: on the Zen 3 host RWMUTEX_1PCT. It is for data written far
+// more rarely than that.
 //
 // Memory ordering: the read lock is an acquire and RUnlock a release, as
 // for sync.RWMutex. RLock's section loads the count with an acquire load;
@@ -85,11 +91,10 @@ import (
 // rseq.AddCPU suffices; elsewhere RUnlock uses rseq.StoreThenCommitRelease,
 // whose commit is a store-release (STLR on arm64). RUnlock's decrement
 // and its check of the writer word are a store and a load, which a store
-// buffer may reorder: a writer that announced itself without a fence
-// (slow mode) never parks for good before it has fenced, so that it cannot
-// sleep for a reader that left: it first waits for a reader's wake-up for
-// at most rwUnorderedWait, and fences only if readers are still counted
-// after that (see waitReaders).
+// buffer may reorder: the writer's fence comes between its store of the
+// writer word and its reads of the counts, so a reader whose load missed
+// the writer bit has its decrement seen by those reads. In slow mode the
+// orderings are sync.RWMutex's.
 //
 // Where restartable sections do not run (GORSEQ=off, platforms without
 // rseq, the race detector) the same code runs package rseq's fallback, under
@@ -106,7 +111,7 @@ import (
 // later Lock) go through sync/atomic operations and mutexes, which the
 // detector sees.
 //
-// Memory: rseq.Slots() counts of 128 bytes each, plus about 500 bytes.
+// Memory: rseq.Slots() counts of 128 bytes each, plus about 600 bytes.
 //
 // If membarrier starts failing after the RWMutex was first used (a seccomp
 // filter installed later), Lock cannot exclude the readers' sections: it
@@ -121,41 +126,54 @@ type rwState struct {
 	_ [line - 8]byte
 	// writer is 0 while no writer has announced itself and readers take
 	// their sections; bit 0 (writerBit) is set while a writer has
-	// announced itself, bit 1 (slowBit) while the mutex is in its slow
-	// mode (see announce). Readers load it in every RLock (in the section)
-	// and RUnlock; only writers store it, so its line stays shared
-	// between the CPUs.
+	// announced itself in fast mode, bit 1 (slowBit) while the mutex is in
+	// its slow mode (see announce), bit 2 (lockedBit) always in locked
+	// mode. Readers load it in every RLock and RUnlock, whose fast paths
+	// need it 0; only writers store it, and only while they hold rw.
 	writer uintptr
-	_      [line - 8]byte
+	// rw is the slow mode's lock, and the writers' lock in every mode: a
+	// writer holds it for writing from Lock to Unlock, a reader in slow
+	// mode holds it for reading. On the writer word's line: in fast mode
+	// readers never touch it, and in slow mode both are theirs.
+	rw sync.RWMutex
+	_  [line - 32]byte
 
+	// Read by the readers of fast mode.
 	mem    []uint64       // keeps the counts alive
 	counts unsafe.Pointer // rseq.Slots() counts, line bytes apart
-	// slowMem and slow are the counts of slow mode's readers, changed
-	// only with atomic instructions (counts only by sections, on their
-	// CPU, or under the fallback's locks: the two disciplines never meet
-	// on one word).
-	slowMem []uint64
-	slow    unsafe.Pointer
-	// lastUnlock is when the last writer unlocked (nanotime), under w.
+	n      int            // rseq.Slots()
+	fenced bool           // false: locked mode (see fenced)
+	ops    bool           // restartable sections run (else the fallback)
+	idle   uintptr        // the writer word of fast mode with no writer: lockedBit in locked mode, else 0
+	_      [line]byte
+
+	// The rest is the writers' (under rw, written for writing) and the
+	// parked readers'.
+
+	// held is true from Lock (or TryLock) to Unlock: Unlock's misuse check.
+	held bool
+	// slowNext is the mode announce chose: the writer word Unlock leaves
+	// is slowBit if it is true, 0 if not.
+	slowNext bool
+	// lastUnlock is when the last writer unlocked (nanotime).
 	lastUnlock int64
-	n          int  // rseq.Slots()
-	fenced     bool // false: locked mode (see fenced)
-	ops        bool // restartable sections run (else the fallback)
+	slice      rseq.Slice // the writer's time-slice extension request
 
 	// handoff counts the read locks Unlock gave to parked readers (they
 	// release them on a CPU's count); part of the readers' sum. Written by
 	// the writer only.
 	handoff atomic.Uintptr
 
-	w     sync.Mutex    // excludes writers
-	slice rseq.Slice    // the writer's time-slice extension request, under w
-	wake  chan struct{} // capacity 1: a reader left while a writer waits
-	timer *time.Timer   // under w: bounds an unordered writer's wait (waitReaders)
+	wake chan struct{} // capacity 1: a reader left while a writer waits
 
 	rmu      sync.Mutex // guards the parked readers
 	rcond    sync.Cond  // on rmu: Unlock broadcasts
 	rwaiting atomic.Int32
 	gen      uint64 // under rmu: Unlock's count; parked readers wait for a change
+	// handedGen is, under rmu, the last gen whose Unlock handed the read
+	// lock to the readers parked before it (Unlock to slow mode wakes them
+	// to retry instead).
+	handedGen uint64
 }
 
 // Spin limits before parking (tests set them to 0 to force the slow paths).
@@ -164,19 +182,16 @@ var (
 	rwWriterSpins = 64
 )
 
-// rwUnorderedWait bounds the first wait of a writer that announced itself
-// without a fence (see waitReaders): long enough for a woken reader to be
-// scheduled and leave, far longer than a store takes to leave a store
-// buffer.
-var rwUnorderedWait = 50 * time.Microsecond
-
 // fenceAllCPUs is rseq.FenceAll; tests replace it.
 var fenceAllCPUs = rseq.FenceAll
 
 func newRWState() *rwState {
 	st := &rwState{n: rseq.Slots(), fenced: fenced(), ops: rseq.Features().Operations}
+	if !st.fenced {
+		st.idle = lockedBit
+		st.writer = lockedBit
+	}
 	st.mem, st.counts = words(st.n, line)
-	st.slowMem, st.slow = words(st.n, line)
 	st.wake = make(chan struct{}, 1)
 	st.rcond.L = &st.rmu
 	return st
@@ -206,13 +221,11 @@ func (m *RWMutex) setUp() *rwState {
 // count returns CPU slot i's reader count.
 func (st *rwState) count(i int) *uintptr { return word(st.counts, i, line) }
 
-// slowCount returns CPU slot i's count of slow-mode readers.
-func (st *rwState) slowCount(i int) *uintptr { return word(st.slow, i, line) }
-
 // Bits of the writer word.
 const (
-	writerBit = 1 // a writer has announced itself
-	slowBit   = 2 // slow mode: readers use atomic instructions
+	writerBit = 1 // a writer has announced itself (fast mode)
+	slowBit   = 2 // slow mode: readers take rw
+	lockedBit = 4 // locked mode: readers use atomic instructions on counts
 )
 
 // rwEpoch is the origin of nanotime.
@@ -234,34 +247,48 @@ var (
 // announced itself (Lock), and must not be used for recursive read locking.
 func (m *RWMutex) RLock() {
 	st := m.state()
-	if !st.fenced {
-		st.rlockLocked()
-		return
-	}
-	// In slow mode the section would refuse: skip the call. (In fast mode
-	// this load hits the writer word's line, shared read-only between the
-	// CPUs while no writer comes.)
-	if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
-		st.rlockSlow()
-		return
-	}
 	for {
-		// One section: the calling CPU's count grows by 1 unless the
-		// writer word is set (a writer announced, or slow mode).
-		if rseq.IncCPUIfZero(st.counts, &st.writer) {
-			acquireAfterRLock(&st.writer)
-			return
-		}
+		// In fast mode this load hits the writer word's line, shared
+		// read-only between the CPUs while no writer comes.
 		w := atomic.LoadUintptr(&st.writer)
-		if w&slowBit != 0 {
-			st.rlockSlow()
+		if w == 0 {
+			// One section: the calling CPU's count grows by 1 unless the
+			// writer word is set (a writer announced, or slow mode).
+			if rseq.IncCPUIfZero(st.counts, &st.writer) {
+				acquireAfterRLock(&st.writer)
+				return
+			}
+			continue // a writer came: look again
+		}
+		if w == slowBit {
+			// Slow mode: a read lock of rw, kept if the mutex is still in
+			// slow mode once it is held (the mode changes only under rw's
+			// write lock, so it cannot change while the read lock is
+			// held); else let it go and look again.
+			st.rw.RLock()
+			if atomic.LoadUintptr(&st.writer) == slowBit {
+				return
+			}
+			st.rw.RUnlock()
+			continue
+		}
+		if st.rlockWait(w) {
 			return
 		}
-		if w != 0 && st.waitWriter() {
-			return // a read lock handed over by Unlock
-		}
-		// Or the writer left already: try again.
+		// The writer left already, or the mode changed: try again.
 	}
+}
+
+// rlockWait is RLock's way out of line, for a writer word w that is
+// neither 0 nor slowBit: in locked mode it takes the read lock with atomic
+// instructions; with a writer announced it waits for it (waitWriter). It
+// reports whether the read lock is held.
+func (st *rwState) rlockWait(w uintptr) bool {
+	if w&lockedBit != 0 {
+		st.rlockLocked()
+		return true
+	}
+	return w&writerBit != 0 && st.waitWriter()
 }
 
 // TryRLock tries to lock m for reading without waiting, and reports
@@ -269,42 +296,58 @@ func (m *RWMutex) RLock() {
 // itself.
 func (m *RWMutex) TryRLock() bool {
 	st := m.state()
-	if !st.fenced {
-		return st.tryAtomic(st.lockedCount())
-	}
 	for {
-		if rseq.IncCPUIfZero(st.counts, &st.writer) {
+		w := atomic.LoadUintptr(&st.writer)
+		if w&lockedBit != 0 {
+			return st.tryAtomic(st.lockedCount())
+		}
+		if w&slowBit != 0 {
+			if !st.rw.TryRLock() {
+				return false
+			}
+			if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
+				return true
+			}
+			st.rw.RUnlock()
+			continue
+		}
+		if w == 0 && rseq.IncCPUIfZero(st.counts, &st.writer) {
 			acquireAfterRLock(&st.writer)
 			return true
 		}
-		w := atomic.LoadUintptr(&st.writer)
-		if w&writerBit != 0 {
+		if atomic.LoadUintptr(&st.writer)&writerBit != 0 {
 			return false
-		}
-		if w&slowBit != 0 {
-			return st.tryAtomic(st.slowCount(st.cpuSlot()))
 		}
 	}
 }
 
 // RUnlock undoes one RLock (or successful TryRLock), on whichever CPU the
 // calling thread runs now.
+//
+// Which lock the reader holds is told by the writer word's slowBit: it is
+// set only by an Unlock that found no reader counted (a fast-mode writer's,
+// after it waited for them all), and cleared only under rw's write lock,
+// which waits for every slow-mode reader. So it cannot change between a
+// reader's RLock and its RUnlock.
 func (m *RWMutex) RUnlock() {
 	st := m.st.Load()
 	if st == nil {
 		fatal("percpu: RUnlock of unlocked RWMutex")
 	}
-	if st.fenced {
+	if w := atomic.LoadUintptr(&st.writer); w&(slowBit|lockedBit) == 0 {
 		runlockSection(st)
+	} else if w&slowBit != 0 {
+		st.rw.RUnlock()
+		return
 	} else {
 		atomic.AddUintptr(st.lockedCount(), ^uintptr(0))
 	}
 	st.runlockDone(atomic.LoadUintptr(&st.writer))
 }
 
-// runlockDone ends RUnlock, given the writer word as the load after the
-// decrement read it: a writer that announced itself may be waiting for
-// this reader.
+// runlockDone ends RUnlock of a counted reader, given the writer word as
+// the load after the decrement read it: a writer that announced itself
+// may be waiting for this reader.
 func (st *rwState) runlockDone(w uintptr) {
 	if w&writerBit != 0 {
 		st.readerLeft()
@@ -313,32 +356,33 @@ func (st *rwState) runlockDone(w uintptr) {
 
 // Lock locks m for writing: it waits until no writer holds the lock, then
 // announces itself, which keeps new readers out, and waits until the
-// readers holding the lock have released it. It costs a membarrier system
-// call besides the waiting.
+// readers holding the lock have released it. In fast mode it costs a
+// membarrier system call besides the waiting.
 func (m *RWMutex) Lock() {
 	st := m.state()
-	st.w.Lock()
-	ordered, err := st.announce()
-	if err != nil {
+	st.rw.Lock()
+	if err := st.announce(); err != nil {
 		st.release()
 		panic("percpu: RWMutex.Lock: " + err.Error())
 	}
-	st.waitReaders(ordered)
+	st.waitReaders()
+	st.held = true
 	st.slice = rseq.SliceRequest()
 }
 
 // TryLock tries to lock m for writing without waiting for other holders,
-// and reports whether it did. Like Lock it costs a membarrier system call,
-// except where another holder is seen beforehand.
+// and reports whether it did. Like Lock it costs a membarrier system call
+// in fast mode, except where another holder is seen beforehand.
 func (m *RWMutex) TryLock() bool {
 	st := m.state()
-	if atomic.LoadUintptr(&st.writer)&writerBit != 0 || st.readers() != 0 || !st.w.TryLock() {
+	if st.readers() != 0 || !st.rw.TryLock() {
 		return false
 	}
-	if _, err := st.announce(); err != nil || st.readers() != 0 {
+	if err := st.announce(); err != nil || st.readers() != 0 {
 		st.release()
 		return false
 	}
+	st.held = true
 	st.slice = rseq.SliceRequest()
 	return true
 }
@@ -347,7 +391,7 @@ func (m *RWMutex) TryLock() bool {
 // the lock. It panics if m is not locked for writing.
 func (m *RWMutex) Unlock() {
 	st := m.st.Load()
-	if st == nil || atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+	if st == nil || !st.held {
 		fatal("percpu: Unlock of unlocked RWMutex")
 	}
 	s := st.slice
@@ -371,55 +415,46 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 // fatal panics with msg (the misuse sync.RWMutex reports as a fatal error).
 func fatal(msg string) { panic(msg) }
 
-// announce sets the writer bit, in the mode the gap since the last Unlock
-// chooses, and excludes the readers: afterwards every reader that took the
-// read lock is counted where readers() sees it, and every other sees the
-// writer bit. Called with w held.
+// announce chooses the mode of the write (slowNext, for release), and
+// excludes the readers that take sections: afterwards every such reader
+// that took the read lock is counted where readers() sees it, and every
+// other sees the writer bit. Called with rw held for writing, which
+// excludes the readers of slow mode.
 //
 // The modes. In fast mode (the writer word's slowBit clear) readers take
 // the read lock with a restartable section on counts, which commits only
-// while the writer word is 0, so a writer must fence every CPU
-// (excludeReaders: a membarrier system call, microseconds). In slow mode
-// (slowBit set) no such section can commit: readers increment slow
-// instead, with an atomic instruction, then check the writer bit, undoing
-// the increment if it is set; the writer sets the bit (also atomically)
-// before it reads the counts, so one of the two sees the other, and Lock
-// needs no fence unless it must park for good (waitReaders). The switch
-// to slow mode fences once, so that no section that read the word as 0
-// before slowBit was set commits afterwards; the switch back needs none
-// (the word is not 0 until Unlock clears it).
-// RUnlock always decrements counts with a section: any count may go
-// negative, the sum of both arrays is what counts.
-//
-// ordered reports whether every reader's RUnlock is now ordered with the
-// writer's reads of the counts (a fence was made, or the mode's locks and
-// atomic instructions order them); if not, the writer must fence before
-// it parks for good (waitReaders).
-func (st *rwState) announce() (ordered bool, err error) {
+// while the writer word is 0, so a writer must set the word and fence
+// every CPU (excludeReaders: a membarrier system call, microseconds). In
+// slow mode (slowBit set) no such section can commit, readers take rw for
+// reading (an atomic add on one shared word, as for sync.RWMutex), and a
+// writer needs nothing besides rw. The switch to slow mode is made by a
+// fast-mode writer, which fences and waits for the counted readers like
+// any other, and whose Unlock sets slowBit; the switch back needs no
+// fence (no section committed since the word has been slowBit) and no
+// wait (rw excluded every reader).
+func (st *rwState) announce() error {
+	st.slowNext = false
 	if !st.fenced || !st.ops {
-		st.setWriter(writerBit)
-		return true, st.excludeReaders()
+		st.setWriter(writerBit | st.idle)
+		return st.excludeReaders()
 	}
-	slow := atomic.LoadUintptr(&st.writer)&slowBit != 0
 	gap := nanotime() - st.lastUnlock
-	switch {
-	case !slow && gap < rwSlowAfter:
-		st.setWriter(writerBit | slowBit)
-		if err := st.excludeReaders(); err != nil {
-			// Not in slow mode: no fence made it safe.
-			st.setWriter(writerBit)
-			return false, err
+	if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
+		if gap <= rwFastAfter {
+			st.slowNext = true
+			return nil
 		}
-		return true, nil
-	case slow && gap > rwFastAfter:
+		// Back to fast mode: readers that come now see writerBit, not
+		// slowBit, and wait for this writer as in fast mode.
 		st.setWriter(writerBit)
-		return false, nil
-	case slow:
-		st.setWriter(writerBit | slowBit)
-		return false, nil
+		return nil
 	}
 	st.setWriter(writerBit)
-	return true, st.excludeReaders()
+	if err := st.excludeReaders(); err != nil {
+		return err
+	}
+	st.slowNext = gap < rwSlowAfter
+	return nil
 }
 
 // setWriter stores the writer word with an atomic swap: a full barrier on
@@ -459,20 +494,27 @@ func (st *rwState) excludeReaders() error {
 	return nil
 }
 
-// readers returns the number of readers holding the lock (with a writer
-// announced, an upper bound that only falls).
+// readers returns the number of counted readers holding the lock (those
+// of fast and locked mode; with a writer announced, an upper bound that
+// only falls). Slow mode's readers hold rw instead.
 func (st *rwState) readers() int {
 	sum := st.handoff.Load()
 	for i := 0; i < st.n; i++ {
-		sum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))
+		sum += atomic.LoadUintptr(st.count(i))
 	}
 	return int(sum)
 }
 
-// waitReaders waits, the writer word set, until no reader holds the lock.
-// ordered says whether announce ordered the writer after every reader's
-// RUnlock (a fence, or locks): see below.
-func (st *rwState) waitReaders(ordered bool) {
+// waitReaders waits, the writer word set and every counted reader ordered
+// before the writer's reads (announce's fence, or the fallback's locks, or
+// locked mode's atomic instructions), until no counted reader holds the
+// lock: spinning briefly, then parking until a reader's RUnlock, which
+// saw the writer bit, wakes it. A writer that stays in slow mode has no
+// counted reader to wait for.
+func (st *rwState) waitReaders() {
+	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+		return
+	}
 	// A token left by a reader of an earlier writer means nothing now; a
 	// token taken here was sent after its reader's decrement, which the
 	// reads below see.
@@ -480,77 +522,12 @@ func (st *rwState) waitReaders(ordered bool) {
 	case <-st.wake:
 	default:
 	}
-	waited := false
 	for spins := 0; st.readers() != 0; spins++ {
 		if spins < rwWriterSpins {
 			spinHint()
 			continue
 		}
-		if !ordered {
-			// A writer that announced itself without a fence (slow mode)
-			// must not park for good before it fences. A reader's
-			// RUnlock decrements its count with the section's commit, a
-			// store, and then loads the writer word to see whether to
-			// wake a writer; a store buffer lets that load pass the
-			// store, so the reader can miss the writer's bit while the
-			// writer's reads miss the decrement, and the writer would
-			// sleep for a reader that left.
-			//
-			// So it first waits for a wake-up for a bounded time: a
-			// reader that saw the bit wakes it, and one that did not has
-			// its decrement visible long before the time is up (a store
-			// leaves the store buffer in nanoseconds). Only if readers
-			// are still counted after that does it fence: the fence makes
-			// every decrement made before it visible to the reads after
-			// it, and every reader's load after it sees the bit (and
-			// wakes the writer). The fence, a system call that interrupts
-			// every CPU, costs more than the wait in the common case of
-			// a reader that holds the lock briefly; writers that find no
-			// reader, or see the last one leave while they spin, make no
-			// system call at all.
-			if !waited {
-				waited = true
-				st.waitWake(rwUnorderedWait)
-				continue
-			}
-			if fenceAllCPUs() != nil {
-				st.pollReaders()
-				return
-			}
-			ordered = true
-			continue
-		}
 		<-st.wake
-	}
-}
-
-// waitWake waits for a reader's wake-up (a token on st.wake), for at most
-// d. Called with w held: the timer is the writer's.
-func (st *rwState) waitWake(d time.Duration) {
-	if st.timer == nil {
-		st.timer = time.NewTimer(d)
-	} else {
-		st.timer.Reset(d)
-	}
-	select {
-	case <-st.wake:
-		// A stale expiry cannot stay in the channel (Go 1.23 timers);
-		// with asynctimerchan=1 one could, and would only shorten a
-		// later wait.
-		st.timer.Stop()
-	case <-st.timer.C:
-	}
-}
-
-// pollReaders waits until no reader holds the lock, without the readers'
-// wake-ups: for a writer in slow mode whose fence failed (membarrier
-// refused after the mutex was first used), which cannot park safely.
-func (st *rwState) pollReaders() {
-	for d := time.Microsecond; st.readers() != 0; {
-		time.Sleep(d)
-		if d < time.Millisecond {
-			d *= 2
-		}
 	}
 }
 
@@ -562,7 +539,7 @@ func (st *rwState) readerLeft() {
 	}
 }
 
-// waitWriter is called by a reader that found the writer word set. It
+// waitWriter is called by a reader that found the writer bit set. It
 // returns true when the reader was handed the read lock by Unlock (it
 // parked), false when it should try RLock again.
 func (st *rwState) waitWriter() bool {
@@ -585,27 +562,44 @@ func (st *rwState) waitWriter() bool {
 	for st.gen == gen {
 		st.rcond.Wait()
 	}
+	// Woken by the Unlock that made gen+1; a later one may have run
+	// already (if that one handed nothing over, this reader holds nothing
+	// that would hold it back).
+	handed := st.handedGen == gen+1
 	st.rmu.Unlock()
-	return true
+	return handed
 }
 
-// release clears the writer word, hands the read lock to the readers
-// parked meanwhile, and lets the next writer in.
+// release clears the writer bit and sets the mode announce chose, hands
+// the read lock to the readers parked meanwhile (or, if the mutex goes to
+// slow mode, wakes them to take rw instead), and lets the next writer in.
 func (st *rwState) release() {
+	st.held = false
 	st.lastUnlock = nanotime()
-	st.setWriter(atomic.LoadUintptr(&st.writer) & slowBit)
+	w := st.idle
+	if st.slowNext {
+		w = slowBit
+	}
+	if atomic.LoadUintptr(&st.writer) != w {
+		// A writer staying in slow mode left the word alone (and no
+		// reader parks on it then).
+		st.setWriter(w)
+	}
 	if st.rwaiting.Load() != 0 {
 		st.rmu.Lock()
 		if n := st.rwaiting.Load(); n != 0 {
-			// Before the next writer can read the sum (it needs w).
-			st.handoff.Add(uintptr(n))
-			st.rwaiting.Store(0)
 			st.gen++
+			if w&slowBit == 0 {
+				// Before the next writer can read the sum (it needs rw).
+				st.handoff.Add(uintptr(n))
+				st.handedGen = st.gen
+			}
+			st.rwaiting.Store(0)
 			st.rcond.Broadcast()
 		}
 		st.rmu.Unlock()
 	}
-	st.w.Unlock()
+	st.rw.Unlock()
 }
 
 // lockedCount returns the count a reader in locked mode uses: its CPU's
@@ -623,11 +617,10 @@ func (st *rwState) cpuSlot() int {
 }
 
 // tryAtomic takes the read lock on count c with atomic instructions, as
-// readers do in locked mode (on counts) and in slow mode (on slow): an
-// increment, then a check of the writer bit (sequentially consistent, like
-// the writer's store and its reads of the counts: one sees the other). If
-// a writer came it undoes the increment, tells the writer, and reports
-// false.
+// readers do in locked mode: an increment, then a check of the writer bit
+// (sequentially consistent, like the writer's store and its reads of the
+// counts: one sees the other). If a writer came it undoes the increment,
+// tells the writer, and reports false.
 func (st *rwState) tryAtomic(c *uintptr) bool {
 	atomic.AddUintptr(c, 1)
 	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
@@ -642,11 +635,5 @@ func (st *rwState) tryAtomic(c *uintptr) bool {
 // it succeeds or Unlock hands the lock over.
 func (st *rwState) rlockLocked() {
 	for !st.tryAtomic(st.lockedCount()) && !st.waitWriter() {
-	}
-}
-
-// rlockSlow is RLock in slow mode: rlockLocked on the slow counts.
-func (st *rwState) rlockSlow() {
-	for !st.tryAtomic(st.slowCount(st.cpuSlot())) && !st.waitWriter() {
 	}
 }

@@ -14,21 +14,15 @@ import (
 )
 
 // rwSections are the restartable sections RLock and RUnlock use, whose
-// aborts the exactness test requires. In slow mode RLock uses none, and on
-// amd64 RUnlock's is addCPU's three instructions, which a 5-second -short
-// run between atomic RLocks does not reliably see interrupted (0 aborts in
-// 136 million calls, where the fast mode sees 20 to 40 in 15 s); its
-// restart path is proven by TestCounterExact and by the fast mode here.
+// aborts the exactness test requires. In slow mode readers use none (they
+// take the mutex's sync.RWMutex).
 func rwSections() []string {
+	if rwTestMode == "slow" {
+		return nil
+	}
 	unlock := "storeCommit"
 	if runtime.GOARCH == "amd64" {
 		unlock = "addCPU"
-	}
-	if rwTestMode == "slow" {
-		if unlock == "addCPU" {
-			return nil
-		}
-		return []string{unlock}
 	}
 	return []string{"incCPUIfZero", unlock}
 }
@@ -419,7 +413,7 @@ func testRWMutexSemantics(t *testing.T) {
 		close(wGot)
 	}()
 	st := m.st.Load()
-	eventually(t, "the writer announced itself", func() bool { return atomic.LoadUintptr(&st.writer)&writerBit != 0 })
+	eventually(t, "the writer announced itself", func() bool { return writerWaits(st) })
 	if m.TryRLock() {
 		t.Fatal("TryRLock succeeded with a writer waiting")
 	}
@@ -428,7 +422,7 @@ func testRWMutexSemantics(t *testing.T) {
 		m.RLock()
 		close(rGot)
 	}()
-	eventually(t, "the second reader parked", func() bool { return st.rwaiting.Load() == 1 })
+	eventually(t, "the second reader parked", func() bool { return readerParked(st) })
 	select {
 	case <-wGot:
 		t.Fatal("the writer got the lock while a reader held it")
@@ -468,14 +462,36 @@ func testRWMutexSemantics(t *testing.T) {
 }
 
 // TestRWMutexSemantics: TryLock, TryRLock, RLocker, writer preference and
-// the hand-over to parked readers, and the misuse check of Unlock.
+// the hand-over to parked readers, and the misuse check of Unlock, in every
+// mode.
 func TestRWMutexSemantics(t *testing.T) {
-	testRWMutexSemantics(t)
+	withRWModes(t, testRWMutexSemantics)
 	withLocked(t, testRWMutexSemantics)
 	t.Run("spinless", func(t *testing.T) {
 		forceParking(t)
-		testRWMutexSemantics(t)
+		withRWModes(t, testRWMutexSemantics)
 	})
+}
+
+// writerWaits reports whether a writer waits in Lock for the readers of
+// st: announced in the writer word (fast and locked modes), or queued on
+// rw (slow mode; seen in the goroutines' wait reasons, as a debugger shows
+// them).
+func writerWaits(st *rwState) bool {
+	return atomic.LoadUintptr(&st.writer)&writerBit != 0 || goroutineWaits("[sync.RWMutex.Lock")
+}
+
+// readerParked reports whether a reader parked behind a writer: on rcond
+// (fast and locked modes) or in rw.RLock (slow mode).
+func readerParked(st *rwState) bool {
+	return st.rwaiting.Load() == 1 || goroutineWaits("[sync.RWMutex.RLock")
+}
+
+// goroutineWaits reports whether a goroutine is blocked with the wait
+// reason given (as runtime.Stack writes it after the goroutine's number).
+func goroutineWaits(reason string) bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), reason)
 }
 
 // TestRWMutexSliceRequest: the writer asks for a time-slice extension from
@@ -569,73 +585,57 @@ func TestRWMutexLastReaderWakes(t *testing.T) {
 	withLocked(t, testRWMutexLastReaderWakes)
 }
 
-// TestRWMutexRUnlockReordered: RUnlock's check of the writer word is a
-// load after a plain store (its decrement), and a store buffer may let the
-// load pass the store: the decrement stays invisible to other CPUs until
-// the reader's CPU makes a barrier (an interrupt: a writer's fence) or the
-// buffer drains by itself. A writer in slow mode announces itself with no
-// fence, so the test makes this happen: the reader reads the word, the
-// writer announces itself and reads the counts (still counting the
-// reader), and the decrement lands only at the writer's next fence, or 50
-// ms later if none comes; RUnlock then decides on the word it read first.
-// The writer must get the lock all the same: it waits a bounded time for
-// a wake-up, and fences before it parks for good.
-func TestRWMutexRUnlockReordered(t *testing.T) {
+// TestRWMutexSwitchWithWaiters: the readers waiting for a writer that
+// switches the mode end up holding the lock the new mode's RUnlock
+// releases. Readers parked behind a writer that switches to slow mode are
+// woken to take the slow lock, not handed a counted read lock; a reader
+// queued on the slow lock behind a writer that switches back to fast mode
+// lets it go and takes a counted one. Either mistake leaves a reader
+// counted forever, or a read lock of rw held forever (or released twice:
+// a fatal error of sync), which the checks at the end see.
+func TestRWMutexSwitchWithWaiters(t *testing.T) {
 	if !fenced() || !rseq.Features().Operations {
-		t.Skip("slow mode, where a writer announces itself without a fence, is that of the mutex with sections and fences")
+		t.Skip("the modes are those of the mutex with sections and fences")
 	}
 	forceParking(t)
-	// In slow mode the writer stays slow; when switching, it goes back to
-	// fast mode, without a fence.
-	for _, mode := range []string{"slow", "switching"} {
-		t.Run(mode, func(t *testing.T) {
-			setRWMode(t, mode)
-			savedFence := fenceAllCPUs
-			defer func() { fenceAllCPUs = savedFence }()
-			var buffered atomic.Pointer[rwState] // a decrement waiting in the store buffer
-			drain := func() {
-				if st := buffered.Swap(nil); st != nil {
-					runlockSection(st)
-				}
-			}
-			fenceAllCPUs = func() error { drain(); return savedFence() }
-			for round := 0; round < 3; round++ {
-				var m RWMutex
-				var writes int
-				m.Lock() // switches to slow mode (with a fence)
-				writes++
-				m.Unlock()
-				st := m.st.Load()
-				if w := atomic.LoadUintptr(&st.writer); w != slowBit {
-					t.Fatalf("writer word %#x after the first write, want slowBit", w)
-				}
-				m.RLock()
-				buffered.Store(st)                      // RUnlock's decrement, buffered
-				stale := atomic.LoadUintptr(&st.writer) // RUnlock's load, passing it
-				done := make(chan struct{})
-				go func() {
-					m.Lock()
-					writes++
-					m.Unlock()
-					close(done)
-				}()
-				eventually(t, "the writer announces itself", func() bool {
-					return atomic.LoadUintptr(&st.writer)&writerBit != 0 || buffered.Load() == nil
-				})
-				time.Sleep(50 * time.Millisecond) // the writer reads the counts, then fences or parks
-				drain()                           // the buffer drains by itself, if no fence drained it
-				st.runlockDone(stale)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("the writer did not get the lock: it parked without a fence, and the reader's RUnlock, deciding on the writer word it read before its decrement landed (%#x), did not wake it", stale)
-				}
-				m.RLock()
-				if writes != 2 {
-					t.Fatalf("%d writes, want 2", writes)
-				}
-				m.RUnlock()
-			}
-		})
+	setRWMode(t, "switching") // every Lock switches: fast to slow, then back
+	var m RWMutex
+	var shared int
+	st := m.state()
+	for round := 0; round < 4; round++ {
+		wasSlow := atomic.LoadUintptr(&st.writer)&slowBit != 0
+		m.RLock()
+		wrote := make(chan struct{})
+		go func() {
+			m.Lock()
+			shared++
+			m.Unlock()
+			close(wrote)
+		}()
+		eventually(t, "the writer waits", func() bool { return writerWaits(st) })
+		got := make(chan int)
+		go func() {
+			m.RLock()
+			got <- shared
+			m.RUnlock()
+			close(got)
+		}()
+		eventually(t, "the second reader parked", func() bool { return readerParked(st) })
+		m.RUnlock()
+		<-wrote
+		if v := <-got; v != round+1 {
+			t.Fatalf("round %d: the waiting reader read %d, want %d", round, v, round+1)
+		}
+		<-got
+		if slow := atomic.LoadUintptr(&st.writer)&slowBit != 0; slow == wasSlow {
+			t.Fatalf("round %d: slow mode %v before and after the write", round, slow)
+		}
+		if n := st.readers(); n != 0 {
+			t.Fatalf("round %d (from slow mode: %v): %d readers counted after every RUnlock", round, wasSlow, n)
+		}
+		if !st.rw.TryLock() {
+			t.Fatalf("round %d (from slow mode: %v): the slow lock is still held after every RUnlock", round, wasSlow)
+		}
+		st.rw.Unlock()
 	}
 }

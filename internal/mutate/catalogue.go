@@ -81,7 +81,8 @@ const (
 	// SharedSlotSkipped: a reader or drainer of per-CPU data leaves out
 	// the shared slot that threads without rseq use.
 	SharedSlotSkipped Kind = "shared-slot-skipped"
-	// NoFence: a remote locker does not fence the CPU whose slot it took.
+	// NoFence: a remote locker (or a writer) does not fence the CPUs whose
+	// sections it must exclude.
 	NoFence Kind = "no-fence"
 	// LockBitUnchecked: a lock bit in a commit word is ignored.
 	LockBitUnchecked Kind = "lock-bit-unchecked"
@@ -103,6 +104,10 @@ const (
 	// WrongIndex: an operation numbers the slots by another field of the
 	// area than its Index names (the CPU for the concurrency ID).
 	WrongIndex Kind = "wrong-index"
+	// WrongMode: a reader of percpu.RWMutex holds, or releases, the read
+	// lock of another mode than the one it took (a CPU's count, or the
+	// slow mode's sync.RWMutex) after a switch of mode.
+	WrongMode Kind = "wrong-mode"
 )
 
 // arch is the architecture the mutant is tried for.
@@ -179,6 +184,10 @@ var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Sho
 
 // rwmutexTests are percpu.RWMutex's tests (a hang is a kill: the timeout).
 var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * time.Second, Short: true}
+
+// rwSwitchTest is percpu.RWMutex's test of mode switches with readers
+// waiting.
+var rwSwitchTest = Killer{Pkg: "./percpu", Run: "^TestRWMutexSwitchWithWaiters$", Timeout: 30 * time.Second, Short: true}
 
 // amd64StaleSlot moves the index read of a section that returns its slot
 // (kept in R9) before the restart label.
@@ -651,33 +660,42 @@ var catalogue = []Mutant{
 	// whose RUnlock is lost, a writer that does not count the shared slot.
 	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\tif rseq.IncCPUIfZero(st.counts, &st.writer) {\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n",
-			Replace: "\t\tif rseq.IncCPUIfZero(st.counts, new(uintptr)) {\n\t\t\tacquireAfterRLock(&st.writer)\n\t\t\treturn\n"}},
+			Find:    "\t\t\tif rseq.IncCPUIfZero(st.counts, &st.writer) {\n\t\t\t\tacquireAfterRLock(&st.writer)\n\t\t\t\treturn\n",
+			Replace: "\t\t\tif rseq.IncCPUIfZero(st.counts, new(uintptr)) {\n\t\t\t\tacquireAfterRLock(&st.writer)\n\t\t\t\treturn\n"}},
 		Kill: []Killer{rwmutexTests}},
 	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",
 			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
 			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
 		Kill: []Killer{rwmutexTests}},
-	{Name: "go/percpu/RWMutex.Lock/parks-unfenced", Kind: LostWakeup, CI: true,
+	{Name: "go/percpu/RWMutex.announce/writer-unfenced", Kind: NoFence,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\tst.waitReaders(ordered)\n",
-			Replace: "\tst.waitReaders(ordered || true)\n"}},
-		Kill: []Killer{{Pkg: "./percpu", Run: "^TestRWMutexRUnlockReordered$", Timeout: 60 * time.Second, Short: true}}},
-	{Name: "go/percpu/RWMutex.waitReaders/no-fence-after-wait", Kind: LostWakeup,
+			Find:    "\tst.setWriter(writerBit)\n\tif err := st.excludeReaders(); err != nil {\n",
+			Replace: "\tst.setWriter(writerBit)\n\tif err := error(nil); err != nil {\n"}},
+		Kill: []Killer{rwmutexTests}},
+	// Mode switches with readers waiting (TestRWMutexSwitchWithWaiters):
+	// readers parked behind a writer that switches to slow mode handed a
+	// counted lock, a reader queued on the slow lock keeping it after the
+	// switch back, an RUnlock that does not look at the mode.
+	{Name: "go/percpu/RWMutex.waitWriter/handed-into-slow-mode", Kind: WrongMode, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\t\tif fenceAllCPUs() != nil {\n\t\t\t\tst.pollReaders()\n\t\t\t\treturn\n\t\t\t}\n\t\t\tordered = true\n",
-			Replace: "\t\t\tordered = true\n"}},
-		Kill: []Killer{{Pkg: "./percpu", Run: "^TestRWMutexRUnlockReordered$", Timeout: 60 * time.Second, Short: true}}},
-	{Name: "go/percpu/RWMutex.waitReaders/unbounded-first-wait", Kind: LostWakeup,
+			Find:    "\thanded := st.handedGen == gen+1\n",
+			Replace: "\thanded := true\n"}},
+		Kill: []Killer{rwSwitchTest}},
+	{Name: "go/percpu/RWMutex.RLock/slow-lock-kept-after-switch", Kind: WrongMode,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\t\t\tst.waitWake(rwUnorderedWait)\n",
-			Replace: "\t\t\t\t<-st.wake\n"}},
-		Kill: []Killer{{Pkg: "./percpu", Run: "^TestRWMutexRUnlockReordered$", Timeout: 60 * time.Second, Short: true}}},
+			Find:    "\t\t\tst.rw.RLock()\n\t\t\tif atomic.LoadUintptr(&st.writer) == slowBit {\n",
+			Replace: "\t\t\tst.rw.RLock()\n\t\t\tif true {\n"}},
+		Kill: []Killer{rwSwitchTest}},
+	{Name: "go/percpu/RWMutex.RUnlock/mode-unread", Kind: WrongMode,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "w&(slowBit|lockedBit) == 0 {",
+			Replace: "w&lockedBit == 0 {"}},
+		Kill: []Killer{rwSwitchTest}},
 	{Name: "go/percpu/RWMutex.readers/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\tfor i := 0; i < st.n; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))",
-			Replace: "\tfor i := 0; i < st.n-1; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i)) + atomic.LoadUintptr(st.slowCount(i))"}},
+			Find:    "\tfor i := 0; i < st.n; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i))",
+			Replace: "\tfor i := 0; i < st.n-1; i++ {\n\t\tsum += atomic.LoadUintptr(st.count(i))"}},
 		// Only the mixed-mode child (TestMixedModeProcess) has a reader
 		// on the shared slot.
 		Kill: []Killer{percpuAll}},
