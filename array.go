@@ -12,6 +12,9 @@ import (
 // (two threads own slot k at once: see Index). An Array's methods cannot
 // mix them: the index is fixed when the Array is made.
 //
+// Handle arrays have their own type, HandleArray, which binds the table
+// and capacity as well.
+//
 // An Array is a small value; copy it freely. Its methods cost what the
 // package-level operations cost (they are inlined to those calls). The
 // zero Array is not usable: its methods panic, naming NewArray.
@@ -105,24 +108,6 @@ func (a Array) StoreThenCommit(slot int, off uintptr, expect uintptr, v2 *uintpt
 // at offset off of slot.
 func (a Array) CopyThenCommit(slot int, off uintptr, expect uintptr, dst, src unsafe.Pointer, n uintptr, new uintptr) Status {
 	return CopyThenCommit(a.ix, slot, a.Word(slot, off), expect, dst, src, n, new)
-}
-
-// TakeHandle is the package-level TakeHandle on a, a handle array.
-func (a Array) TakeHandle(table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
-	a.check()
-	return TakeHandle(a.base, a.stride, a.ix, table)
-}
-
-// ClaimHandle is the package-level ClaimHandle on a, a handle array.
-func (a Array) ClaimHandle(capacity uint32) (slot int, h uint32, ok bool) {
-	a.check()
-	return ClaimHandle(a.base, a.stride, a.ix, capacity)
-}
-
-// PutHandle is the package-level PutHandle on a, a handle array.
-func (a Array) PutHandle(h uint32) (slot int, ok bool) {
-	a.check()
-	return PutHandle(a.base, a.stride, a.ix, h)
 }
 
 // CompareAndStoreRemote is the package-level CompareAndStoreRemote on the

@@ -249,17 +249,18 @@ func BenchmarkOps(b *testing.B) {
 		}
 		*(*uint64)(unsafe.Add(handleBase, uintptr(s)*handleStride)) = handleCap | handleCap<<32 // all full
 	}
+	handles := rseq.NewHandleArray(handleBase, handleStride, rseq.ByCPU, unsafe.Pointer(&objects[0]), handleCap)
 	handleCycle := func() {
-		_, _, v, ok := rseq.TakeHandle(handleBase, handleStride, rseq.ByCPU, unsafe.Pointer(&objects[0]))
-		if !ok {
+		v := rseq.TakeHandle(&handles)
+		if v == nil {
 			return
 		}
-		_, h, ok := rseq.ClaimHandle(handleBase, handleStride, rseq.ByCPU, handleCap)
+		_, h, ok := rseq.ClaimHandle(&handles)
 		if !ok {
 			return // moved to a CPU with no free handle: v is lost here
 		}
 		objects[h] = (*node)(v)
-		rseq.PutHandle(handleBase, handleStride, rseq.ByCPU, h)
+		rseq.PutHandle(&handles, h)
 	}
 	for _, c := range []struct {
 		name string

@@ -44,8 +44,9 @@
 //
 // Add, AddIndirect, Pop, CompareAndStore, CompareBothAndStore,
 // StoreThenCommit and CopyThenCommit are the operations librseq offers;
-// TakeHandle, ClaimHandle and PutHandle move handles (indices into a table
-// of Go pointers) through a per-CPU handle array, for object pools. Each is
+// TakeHandle, ClaimHandle, PutHandle and RestoreHandle move handles
+// (indices into a table of Go pointers) through a per-CPU handle array (a
+// HandleArray), for object pools. Each is
 // a restartable section in assembly (ops_linux_amd64.s, ops_linux_arm64.s)
 // on a slot of a
 // per-CPU array. Each section's struct rseq_cs descriptor is generated from

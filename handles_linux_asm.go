@@ -4,6 +4,16 @@ package rseq
 
 import "unsafe"
 
+// The offsets handlearray.h gives the assembly: each line fails to compile
+// (an array of the wrong length) if the field moved.
+var (
+	_ [0]struct{}  = [unsafe.Offsetof(HandleArray{}.base)]struct{}{}
+	_ [8]struct{}  = [unsafe.Offsetof(HandleArray{}.stride)]struct{}{}
+	_ [16]struct{} = [unsafe.Offsetof(HandleArray{}.table)]struct{}{}
+	_ [24]struct{} = [unsafe.Offsetof(HandleArray{}.capacity)]struct{}{}
+	_ [28]struct{} = [unsafe.Offsetof(HandleArray{}.ix)]struct{}{}
+)
+
 // The handle operations are declared here without a body: each is its
 // restartable section in ops_linux_GOARCH.s, called directly, which saves the
 // Go wrapper call the other operations inline away (these have too many
@@ -13,16 +23,19 @@ import "unsafe"
 // handles.go for the layout):
 //
 //	slot = index of the calling thread
-//	if f == 0 { return ok = false }
+//	if f == 0 { return nil }
 //	h = h[f-1]; v = table[h]
 //	h[e-1] = h; f, e = f-1, e-1   // one commit store of the header
+//	return v
 //
 // It gives the handle up: table[h] belongs to whoever claims h next, which
-// is why the section itself reads it. table is the address of the first
-// entry of an array of pointers (a []*T); v is the entry as a pointer.
-// (Not go:noescape: v comes out of the table, so the compiler must treat
-// the table, and what it points to, as escaping.)
-func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+// is why the section itself reads it. v is the entry as a pointer, nil if
+// the slot has no full handle: a full handle's entry must not be nil (a
+// pool's objects are not), or that nil reads as an empty slot and the
+// handle is lost to the caller. (Not go:noescape: v comes out of the
+// table, so the compiler must treat the table, and what it points to, as
+// escaping.)
+func TakeHandle(a *HandleArray) (v unsafe.Pointer)
 
 // ClaimHandle, on the calling thread's slot of a handle array:
 //
@@ -33,7 +46,7 @@ func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Poin
 // The caller owns h, and its table entry, until it puts it in a slot.
 //
 //go:noescape
-func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
+func ClaimHandle(a *HandleArray) (slot int, h uint32, ok bool)
 
 // PutHandle, on the calling thread's slot of a handle array:
 //
@@ -46,7 +59,7 @@ func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32)
 // still owns h.
 //
 //go:noescape
-func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
+func PutHandle(a *HandleArray, h uint32) (slot int, ok bool)
 
 // RestoreHandle, on the calling thread's slot of a handle array:
 //
@@ -68,4 +81,4 @@ func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot in
 // the caller takes the long way.
 //
 //go:noescape
-func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
+func RestoreHandle(a *HandleArray, v unsafe.Pointer) (ok bool)

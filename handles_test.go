@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// handleArray is a handle array with the layout TakeHandle, ClaimHandle and
-// PutHandle work on, in pointer-free Go memory.
+// handleArray is a handle array with the layout the handle operations work
+// on, in pointer-free Go memory.
 type handleArray struct {
 	mem      []uint64
 	stride   uintptr
@@ -41,6 +41,12 @@ func (a *handleArray) header(slot int) *uint64 {
 
 func (a *handleArray) handles(slot int) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Add(a.base(), uintptr(slot)*a.stride+8)), a.capacity)
+}
+
+// bind returns the HandleArray of a, numbered by ix, naming the entries of
+// table.
+func (a *handleArray) bind(ix rseq.Index, table unsafe.Pointer) rseq.HandleArray {
+	return rseq.NewHandleArray(a.base(), a.stride, ix, table, a.capacity)
 }
 
 // fe returns the full count and the start of the free part of slot.
@@ -169,7 +175,7 @@ func handleOperationsOnOneCPU(t *testing.T, cpu int) {
 func testHandleOperations(t *testing.T, ix rseq.Index) {
 	a := newHandleArray(3)
 	table := make([]*int, 16)
-	tp := unsafe.Pointer(&table[0])
+	ha := a.bind(ix, unsafe.Pointer(&table[0]))
 	s := ix.Slot()
 	copy(a.handles(s), []uint32{10, 11, 12}) // all free: f = e = 0
 
@@ -187,27 +193,26 @@ func testHandleOperations(t *testing.T, ix rseq.Index) {
 	}
 	take := func(wantH uint32, wantV *int) {
 		t.Helper()
-		slot, h, v, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp)
-		if slot != s || !ok || h != wantH || (*int)(v) != wantV {
-			t.Fatalf("TakeHandle = slot %d, %d, %p, %v; want slot %d, %d, %p, true", slot, h, v, ok, s, wantH, wantV)
+		if v := rseq.TakeHandle(&ha); (*int)(v) != wantV {
+			t.Fatalf("TakeHandle = %p; want %p (handle %d's)", v, wantV, wantH)
 		}
 	}
 	claim := func(wantH uint32) {
 		t.Helper()
-		slot, h, ok := rseq.ClaimHandle(a.base(), a.stride, ix, a.capacity)
+		slot, h, ok := rseq.ClaimHandle(&ha)
 		if slot != s || !ok || h != wantH {
 			t.Fatalf("ClaimHandle = slot %d, %d, %v; want slot %d, %d, true", slot, h, ok, s, wantH)
 		}
 	}
 	put := func(h uint32, wantOK bool) {
 		t.Helper()
-		if slot, ok := rseq.PutHandle(a.base(), a.stride, ix, h); slot != s || ok != wantOK {
+		if slot, ok := rseq.PutHandle(&ha, h); slot != s || ok != wantOK {
 			t.Fatalf("PutHandle(%d) = slot %d, %v; want slot %d, %v", h, slot, ok, s, wantOK)
 		}
 	}
 
-	if slot, _, v, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp); ok || v != nil || slot != s {
-		t.Fatalf("TakeHandle from an empty slot = slot %d, %p, %v", slot, v, ok)
+	if v := rseq.TakeHandle(&ha); v != nil {
+		t.Fatalf("TakeHandle from an empty slot = %p", v)
 	}
 	put(7, false) // no hole
 	want("start", 0, 0, 10, 11, 12)
@@ -215,7 +220,7 @@ func testHandleOperations(t *testing.T, ix rseq.Index) {
 	claim(11)
 	claim(12)
 	want("three claims", 0, 3)
-	if _, _, ok := rseq.ClaimHandle(a.base(), a.stride, ix, a.capacity); ok {
+	if _, _, ok := rseq.ClaimHandle(&ha); ok {
 		t.Fatal("ClaimHandle succeeded with no free handle")
 	}
 	x, y, z := new(int), new(int), new(int)
@@ -230,7 +235,7 @@ func testHandleOperations(t *testing.T, ix rseq.Index) {
 	want("take", 2, 2, 10, 12, 11)
 	restore := func(v *int, wantOK bool) {
 		t.Helper()
-		if ok := rseq.RestoreHandle(a.base(), a.stride, ix, tp, unsafe.Pointer(v), a.capacity); ok != wantOK {
+		if ok := rseq.RestoreHandle(&ha, unsafe.Pointer(v)); ok != wantOK {
 			t.Fatalf("RestoreHandle(%p) = %v, want %v", v, ok, wantOK)
 		}
 	}
@@ -244,8 +249,8 @@ func testHandleOperations(t *testing.T, ix rseq.Index) {
 	take(12, y)
 	take(10, x)
 	want("three takes", 0, 0, 10, 12, 11)
-	if _, _, _, ok := rseq.TakeHandle(a.base(), a.stride, ix, tp); ok {
-		t.Fatal("TakeHandle succeeded with no full handle")
+	if v := rseq.TakeHandle(&ha); v != nil {
+		t.Fatalf("TakeHandle = %p with no full handle", v)
 	}
 
 	// Holes: with two handles out, a take moves the handle into the free
@@ -288,7 +293,7 @@ func TestHandlesUnderFire(t *testing.T) {
 	a := newHandleArray(capacity)
 	slots := rseq.Slots()
 	table := make([]*object, capacity*slots)
-	tp := unsafe.Pointer(&table[0])
+	ha := a.bind(rseq.ByCPU, unsafe.Pointer(&table[0]))
 	// Every slot starts with capacity free handles; objects start with the
 	// workers.
 	for s := 0; s < slots; s++ {
@@ -314,8 +319,8 @@ func TestHandlesUnderFire(t *testing.T) {
 			mine := held[w]
 			for i := 0; i < n; i++ {
 				if i%2 == 0 || len(mine) == 0 {
-					_, _, v, ok := rseq.TakeHandle(a.base(), a.stride, rseq.ByCPU, tp)
-					if !ok {
+					v := rseq.TakeHandle(&ha)
+					if v == nil {
 						continue
 					}
 					o := (*object)(v)
@@ -335,10 +340,10 @@ func TestHandlesUnderFire(t *testing.T) {
 				o.owner.Store(0)
 				// Every other give-back tries the short way first: the
 				// handle o came out of, if it is still free here.
-				if i%4 == 1 && rseq.RestoreHandle(a.base(), a.stride, rseq.ByCPU, tp, unsafe.Pointer(o), capacity) {
+				if i%4 == 1 && rseq.RestoreHandle(&ha, unsafe.Pointer(o)) {
 					continue
 				}
-				_, h, ok := rseq.ClaimHandle(a.base(), a.stride, rseq.ByCPU, capacity)
+				_, h, ok := rseq.ClaimHandle(&ha)
 				if !ok {
 					spare.Lock()
 					if k := len(spare.handles); k > 0 {
@@ -354,7 +359,7 @@ func TestHandlesUnderFire(t *testing.T) {
 					continue
 				}
 				table[h] = o
-				if _, ok := rseq.PutHandle(a.base(), a.stride, rseq.ByCPU, h); !ok {
+				if _, ok := rseq.PutHandle(&ha, h); !ok {
 					table[h] = nil
 					spare.Lock()
 					spare.handles = append(spare.handles, h)

@@ -29,6 +29,7 @@
 // is scratch, BP, R14 and R15 are not used.
 
 #include "textflag.h"
+#include "handlearray.h"
 #include "area_linux_amd64.h"
 #include "sections_amd64.h"
 
@@ -320,14 +321,15 @@ fallback:
 	JMP	·copyCommitFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
 
-// func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+// func TakeHandle(a *HandleArray) (v unsafe.Pointer)
 //
 // The exported function itself, so that callers reach the section with a
 // single call (handles.go documents it).
 //
+//	base, stride, ix, table := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
-//	if f == 0 { exit: ok = false }
+//	if f == 0 { exit: v = nil }
 //	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
 //	if f != e { hs[e-1] = h }         // speculative: a hole until the commit
 //	*hdr -= 1 | 1<<32                 // commit: the store
@@ -339,22 +341,26 @@ fallback:
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
 //
-// Budget (Pool.Get): 4 loads of arguments, 3 instructions for the index
-// field (INDEX_FIELD: with ByCPU a constant, so that the section's first
-// load waits for nothing but the area), 6 instructions (2 loads) to find the
-// area (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section
-// 4 loads (the index field, the header, hs[f-1], table[h]), a multiply by the
-// stride, the speculative store (skipped with no hole) and the commit store; 4
-// result stores after it. The header and hs[f-1] were written by the previous
+// Budget (Pool.Get): 1 load of the argument and 4 of a's fields (one cache
+// line) and a nil check, 3 instructions for the index field (INDEX_FIELD:
+// with ByCPU a constant, so that the section's first load waits for
+// nothing but the area), 6 instructions (2 loads) to find the area
+// (LOAD_OPS_AREA), 2 to arm rseq_cs; in the section 4 loads (the index
+// field, the header, hs[f-1], table[h]), a multiply by the stride, the
+// speculative store (skipped with no hole) and the commit store; 1 result
+// store after it. The header and hs[f-1] were written by the previous
 // operation on this CPU just before, so each waits for that store's
 // forwarding: the chain that bounds a Get+Put (README, Pool).
-TEXT ·TakeHandle(SB), NOSPLIT, $0-57
+TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	base+0(FP), DI
-	MOVQ	stride+8(FP), SI
-	MOVBQZX	ix+16(FP), DX
+	MOVQ	a+0(FP), AX
+	MOVQ	HandleArray_base(AX), DI
+	TESTQ	DI, DI
+	JEQ	fallback
+	MOVQ	HandleArray_stride(AX), SI
+	MOVBQZX	HandleArray_ix(AX), DX
 	INDEX_FIELD(DX)
-	MOVQ	table+24(FP), R11
+	MOVQ	HandleArray_table(AX), R11
 restart:
 	LEAQ	DESC_takeHandle, AX
 	SEG_FS; MOVQ	AX, 8(R8)
@@ -377,40 +383,38 @@ nohole:
 	MOVQ	$0x100000001, R12
 	SUBQ	R12, R10
 	MOVQ	R10, (CX)	// rseq:commit takeHandle
-	MOVQ	R9, slot+32(FP)
-	MOVL	R13, h+40(FP)
-	MOVQ	AX, v+48(FP)
-	MOVB	$1, ok+56(FP)
+	MOVQ	AX, v+8(FP)
 	RET
 	RSEQ_SIGNATURE
 	LOCK	// rseq:abort takeHandle
 	INCQ	ABORTS_takeHandle
 	JMP	restart
 isempty:
-	MOVQ	R9, slot+32(FP)	// rseq:exit takeHandle
-	MOVL	$0, h+40(FP)
-	MOVQ	$0, v+48(FP)
-	MOVB	$0, ok+56(FP)
+	MOVQ	$0, v+8(FP)	// rseq:exit takeHandle
 	RET
 fallback:
 	JMP	·takeHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
 	INDEX_FIELD_CID(DX)
 
-// func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
+// func ClaimHandle(a *HandleArray) (slot int, h uint32, ok bool)
 //
+//	base, stride, ix, capacity := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); e := high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
 //	*hdr += 1<<32                     // commit: the store
-TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
+TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	base+0(FP), DI
-	MOVQ	stride+8(FP), SI
-	MOVBQZX	ix+16(FP), DX
+	MOVQ	a+0(FP), AX
+	MOVQ	HandleArray_base(AX), DI
+	TESTQ	DI, DI
+	JEQ	fallback
+	MOVQ	HandleArray_stride(AX), SI
+	MOVBQZX	HandleArray_ix(AX), DX
 	INDEX_FIELD(DX)
-	MOVLQZX	capacity+20(FP), R11
+	MOVLQZX	HandleArray_capacity(AX), R11
 	MOVQ	$0x100000000, R13
 restart:
 	LEAQ	DESC_claimHandle, AX
@@ -427,38 +431,42 @@ restart:
 	MOVL	8(CX)(R12*4), BX
 	ADDQ	R13, R10
 	MOVQ	R10, (CX)	// rseq:commit claimHandle
-	MOVQ	R9, slot+24(FP)
-	MOVL	BX, h+32(FP)
-	MOVB	$1, ok+36(FP)
+	MOVQ	R9, slot+8(FP)
+	MOVL	BX, h+16(FP)
+	MOVB	$1, ok+20(FP)
 	RET
 	RSEQ_SIGNATURE
 	LOCK	// rseq:abort claimHandle
 	INCQ	ABORTS_claimHandle
 	JMP	restart
 isfull:
-	MOVQ	R9, slot+24(FP)	// rseq:exit claimHandle
-	MOVL	$0, h+32(FP)
-	MOVB	$0, ok+36(FP)
+	MOVQ	R9, slot+8(FP)	// rseq:exit claimHandle
+	MOVL	$0, h+16(FP)
+	MOVB	$0, ok+20(FP)
 	RET
 fallback:
 	JMP	·claimHandleFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
 	INDEX_FIELD_CID(DX)
 
-// func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
+// func PutHandle(a *HandleArray, h uint32) (slot int, ok bool)
 //
+//	base, stride, ix := a's fields   // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == e { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole until the commit
 //	*hdr += 1                         // commit: the store
-TEXT ·PutHandle(SB), NOSPLIT, $0-33
+TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	base+0(FP), DI
-	MOVQ	stride+8(FP), SI
-	MOVBQZX	ix+16(FP), DX
+	MOVQ	a+0(FP), AX
+	MOVQ	HandleArray_base(AX), DI
+	TESTQ	DI, DI
+	JEQ	fallback
+	MOVQ	HandleArray_stride(AX), SI
+	MOVBQZX	HandleArray_ix(AX), DX
 	INDEX_FIELD(DX)
-	MOVL	h+20(FP), R11
+	MOVL	h+8(FP), R11
 restart:
 	LEAQ	DESC_putHandle, AX
 	SEG_FS; MOVQ	AX, 8(R8)
@@ -475,16 +483,16 @@ restart:
 	MOVL	R11, 8(CX)(BX*4)
 	INCQ	R10
 	MOVQ	R10, (CX)	// rseq:commit putHandle
-	MOVQ	R9, slot+24(FP)
-	MOVB	$1, ok+32(FP)
+	MOVQ	R9, slot+16(FP)
+	MOVB	$1, ok+24(FP)
 	RET
 	RSEQ_SIGNATURE
 	LOCK	// rseq:abort putHandle
 	INCQ	ABORTS_putHandle
 	JMP	restart
 nohole:
-	MOVQ	R9, slot+24(FP)	// rseq:exit putHandle
-	MOVB	$0, ok+32(FP)
+	MOVQ	R9, slot+16(FP)	// rseq:exit putHandle
+	MOVB	$0, ok+24(FP)
 	RET
 fallback:
 	JMP	·putHandleFallback(SB)
@@ -597,13 +605,14 @@ fallback:
 	JMP	·incCPUIfZeroFallback(SB)
 	GLIBC_OPS_AREA(R8, fallback)
 
-// func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
+// func RestoreHandle(a *HandleArray, v unsafe.Pointer) (ok bool)
 //
 // Pool.Put's common case in one section (handles_linux_asm.go): the first
 // free handle goes back to the full part if its table entry still holds
 // v, the object a TakeHandle on this slot gave out. No table write: the
 // entry is right already.
 //
+//	base, stride, ix, table, capacity := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if e >= capacity { exit: ok = false }
@@ -614,22 +623,26 @@ fallback:
 //
 // With no hole (f == e) hs[f] is hs[e], which holds h: no store.
 //
-// Budget (Pool.Put): 6 loads of arguments, 3 instructions for the index
+// Budget (Pool.Put): 2 loads of arguments and 5 of a's fields (one cache
+// line) and a nil check, 3 instructions for the index
 // field (a constant with ByCPU), 6 instructions (2 loads) to find the area,
 // 2 to arm rseq_cs; in the section 4 loads (the
 // index field, the header, hs[e], table[h]: the last three a dependent chain,
 // the first two forwarded from TakeHandle's stores), a multiply, three
 // compares, the speculative store (skipped with no hole) and the commit store;
 // 1 result store after it.
-TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
+TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	base+0(FP), DI
-	MOVQ	stride+8(FP), SI
-	MOVBQZX	ix+16(FP), DX
+	MOVQ	a+0(FP), AX
+	MOVQ	HandleArray_base(AX), DI
+	TESTQ	DI, DI
+	JEQ	fallback
+	MOVQ	HandleArray_stride(AX), SI
+	MOVBQZX	HandleArray_ix(AX), DX
 	INDEX_FIELD(DX)
-	MOVQ	table+24(FP), R11
-	MOVQ	v+32(FP), R12
-	MOVLQZX	capacity+40(FP), R13
+	MOVQ	HandleArray_table(AX), R11
+	MOVQ	v+8(FP), R12
+	MOVLQZX	HandleArray_capacity(AX), R13
 restart:
 	LEAQ	DESC_restoreHandle, AX
 	SEG_FS; MOVQ	AX, 8(R8)
@@ -652,14 +665,14 @@ nohole:
 	MOVQ	$0x100000001, AX
 	ADDQ	AX, R10
 	MOVQ	R10, (CX)	// rseq:commit restoreHandle
-	MOVB	$1, ok+48(FP)
+	MOVB	$1, ok+16(FP)
 	RET
 	RSEQ_SIGNATURE
 	LOCK	// rseq:abort restoreHandle
 	INCQ	ABORTS_restoreHandle
 	JMP	restart
 refused:
-	MOVB	$0, ok+48(FP)	// rseq:exit restoreHandle
+	MOVB	$0, ok+16(FP)	// rseq:exit restoreHandle
 	RET
 fallback:
 	JMP	·restoreHandleFallback(SB)

@@ -58,6 +58,7 @@
 // are not used.
 
 #include "textflag.h"
+#include "handlearray.h"
 #include "area_linux_arm64.h"
 #include "sections_arm64.h"
 
@@ -354,27 +355,30 @@ moved:
 fallback:
 	B	·copyCommitFallback(SB)
 
-// func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+// func TakeHandle(a *HandleArray) (v unsafe.Pointer)
 //
 // The exported function itself, so that callers reach the section with a
 // single call (handles.go documents it).
 //
+//	base, stride, ix, table := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
-//	if f == 0 { exit: ok = false }
+//	if f == 0 { exit: v = nil }
 //	h = hs[f-1]; v = table[h]         // hs: the uint32s after the header
 //	hs[e-1] = h                       // speculative: a hole until the commit
 //	*hdr -= 1 | 1<<32                 // commit: the store
 //
 // The pointer v is loaded inside the section, while h is still full, and
 // lives only in a register until it is written to the result.
-TEXT ·TakeHandle(SB), NOSPLIT, $0-57
+TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	base+0(FP), R0
-	MOVD	stride+8(FP), R1
-	MOVBU	ix+16(FP), R2
+	MOVD	a+0(FP), R10
+	MOVD	HandleArray_base(R10), R0
+	CBZ	R0, fallback
+	MOVD	HandleArray_stride(R10), R1
+	MOVBU	HandleArray_ix(R10), R2
 	INDEX_FIELD(R2)
-	MOVD	table+24(FP), R3
+	MOVD	HandleArray_table(R10), R3
 	MOVD	$1, R7
 	ORR	R7<<32, R7, R7	// 1 | 1<<32, without a literal pool
 restart:
@@ -393,41 +397,37 @@ restart:
 	MOVW	R14, (R13)(R12<<2)
 	SUB	R7, R6, R6
 	MOVD	R6, (R5)	// rseq:commit takeHandle
-	MOVD	R4, slot+32(FP)
-	MOVW	R14, h+40(FP)
-	MOVD	R15, v+48(FP)
-	MOVD	$1, R11
-	MOVB	R11, ok+56(FP)
+	MOVD	R15, v+8(FP)
 	RET
 	RSEQ_SIGNATURE
 	MOVD	$ABORTS_takeHandle, R10	// rseq:abort takeHandle
 	COUNT_ABORT(R10, R11, R12)
 	B	restart
 isempty:
-	MOVD	R4, slot+32(FP)	// rseq:exit takeHandle
-	MOVW	ZR, h+40(FP)
-	MOVD	ZR, v+48(FP)
-	MOVB	ZR, ok+56(FP)
+	MOVD	ZR, v+8(FP)	// rseq:exit takeHandle
 	RET
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·takeHandleFallback(SB)
 	INDEX_FIELD_CID(R2)
 
-// func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool)
+// func ClaimHandle(a *HandleArray) (slot int, h uint32, ok bool)
 //
+//	base, stride, ix, capacity := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); e := high half of *hdr
 //	if e >= capacity { exit: ok = false }
 //	h = hs[e]
 //	*hdr += 1<<32                     // commit: the store
-TEXT ·ClaimHandle(SB), NOSPLIT, $0-37
+TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	base+0(FP), R0
-	MOVD	stride+8(FP), R1
-	MOVBU	ix+16(FP), R2
+	MOVD	a+0(FP), R10
+	MOVD	HandleArray_base(R10), R0
+	CBZ	R0, fallback
+	MOVD	HandleArray_stride(R10), R1
+	MOVBU	HandleArray_ix(R10), R2
 	INDEX_FIELD(R2)
-	MOVWU	capacity+20(FP), R3
+	MOVWU	HandleArray_capacity(R10), R3
 	MOVD	$1, R7
 	LSL	$32, R7, R7	// 1<<32
 restart:
@@ -444,39 +444,42 @@ restart:
 	MOVWU	(R12)(R11<<2), R13
 	ADD	R7, R6, R6
 	MOVD	R6, (R5)	// rseq:commit claimHandle
-	MOVD	R4, slot+24(FP)
-	MOVW	R13, h+32(FP)
+	MOVD	R4, slot+8(FP)
+	MOVW	R13, h+16(FP)
 	MOVD	$1, R11
-	MOVB	R11, ok+36(FP)
+	MOVB	R11, ok+20(FP)
 	RET
 	RSEQ_SIGNATURE
 	MOVD	$ABORTS_claimHandle, R10	// rseq:abort claimHandle
 	COUNT_ABORT(R10, R11, R12)
 	B	restart
 isfull:
-	MOVD	R4, slot+24(FP)	// rseq:exit claimHandle
-	MOVW	ZR, h+32(FP)
-	MOVB	ZR, ok+36(FP)
+	MOVD	R4, slot+8(FP)	// rseq:exit claimHandle
+	MOVW	ZR, h+16(FP)
+	MOVB	ZR, ok+20(FP)
 	RET
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
 	B	·claimHandleFallback(SB)
 	INDEX_FIELD_CID(R2)
 
-// func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool)
+// func PutHandle(a *HandleArray, h uint32) (slot int, ok bool)
 //
+//	base, stride, ix := a's fields   // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if f == e { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole until the commit
 //	*hdr += 1                         // commit: the store
-TEXT ·PutHandle(SB), NOSPLIT, $0-33
+TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	base+0(FP), R0
-	MOVD	stride+8(FP), R1
-	MOVBU	ix+16(FP), R2
+	MOVD	a+0(FP), R10
+	MOVD	HandleArray_base(R10), R0
+	CBZ	R0, fallback
+	MOVD	HandleArray_stride(R10), R1
+	MOVBU	HandleArray_ix(R10), R2
 	INDEX_FIELD(R2)
-	MOVWU	h+20(FP), R3
+	MOVWU	h+8(FP), R3
 restart:
 	MOVD	$DESC_putHandle, R10
 	MOVD	R10, 8(R8)
@@ -492,17 +495,17 @@ restart:
 	MOVW	R3, (R13)(R11<<2)
 	ADD	$1, R6, R6
 	MOVD	R6, (R5)	// rseq:commit putHandle
-	MOVD	R4, slot+24(FP)
+	MOVD	R4, slot+16(FP)
 	MOVD	$1, R11
-	MOVB	R11, ok+32(FP)
+	MOVB	R11, ok+24(FP)
 	RET
 	RSEQ_SIGNATURE
 	MOVD	$ABORTS_putHandle, R10	// rseq:abort putHandle
 	COUNT_ABORT(R10, R11, R12)
 	B	restart
 nohole:
-	MOVD	R4, slot+24(FP)	// rseq:exit putHandle
-	MOVB	ZR, ok+32(FP)
+	MOVD	R4, slot+16(FP)	// rseq:exit putHandle
+	MOVB	ZR, ok+24(FP)
 	RET
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:
@@ -610,10 +613,11 @@ guarded:
 fallback:
 	B	·incCPUIfZeroFallback(SB)
 
-// func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool)
+// func RestoreHandle(a *HandleArray, v unsafe.Pointer) (ok bool)
 //
 // Pool.Put's common case in one section (handles_linux_asm.go).
 //
+//	base, stride, ix, table, capacity := a's fields  // a zero a: to the fallback
 //	slot = *(area + ix.field())
 //	hdr := (*uint64)(base + slot*stride); f, e := low, high half of *hdr
 //	if e >= capacity { exit: ok = false }
@@ -621,15 +625,17 @@ fallback:
 //	if table[h] != v { exit: ok = false }
 //	hs[f] = h                         // speculative: a hole (or h itself)
 //	*hdr += 1 | 1<<32                 // commit: the store
-TEXT ·RestoreHandle(SB), NOSPLIT, $0-49
+TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	base+0(FP), R0
-	MOVD	stride+8(FP), R1
-	MOVBU	ix+16(FP), R2
+	MOVD	a+0(FP), R10
+	MOVD	HandleArray_base(R10), R0
+	CBZ	R0, fallback
+	MOVD	HandleArray_stride(R10), R1
+	MOVBU	HandleArray_ix(R10), R2
 	INDEX_FIELD(R2)
-	MOVD	table+24(FP), R3
-	MOVD	v+32(FP), R11
-	MOVWU	capacity+40(FP), R12
+	MOVD	HandleArray_table(R10), R3
+	MOVD	v+8(FP), R11
+	MOVWU	HandleArray_capacity(R10), R12
 	MOVD	$1, R7
 	ORR	R7<<32, R7, R7	// 1 | 1<<32, without a literal pool
 restart:
@@ -652,14 +658,14 @@ restart:
 	ADD	R7, R6, R6
 	MOVD	R6, (R5)	// rseq:commit restoreHandle
 	MOVD	$1, R13
-	MOVB	R13, ok+48(FP)
+	MOVB	R13, ok+16(FP)
 	RET
 	RSEQ_SIGNATURE
 	MOVD	$ABORTS_restoreHandle, R10	// rseq:abort restoreHandle
 	COUNT_ABORT(R10, R13, R14)
 	B	restart
 refused:
-	MOVB	ZR, ok+48(FP)	// rseq:exit restoreHandle
+	MOVB	ZR, ok+16(FP)	// rseq:exit restoreHandle
 	RET
 	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
 fallback:

@@ -56,21 +56,15 @@ func copyCommitSection(field uintptr, slot int, v *uintptr, expect uintptr, dst,
 
 // TakeHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
-func TakeHandle(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
-	return takeHandleFallback(base, stride, ix, table)
-}
+func TakeHandle(a *HandleArray) (v unsafe.Pointer) { return takeHandleFallback(a) }
 
 // ClaimHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
-func ClaimHandle(base unsafe.Pointer, stride uintptr, ix Index, capacity uint32) (slot int, h uint32, ok bool) {
-	return claimHandleFallback(base, stride, ix, capacity)
-}
+func ClaimHandle(a *HandleArray) (slot int, h uint32, ok bool) { return claimHandleFallback(a) }
 
 // PutHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
-func PutHandle(base unsafe.Pointer, stride uintptr, ix Index, h uint32) (slot int, ok bool) {
-	return putHandleFallback(base, stride, ix, h)
-}
+func PutHandle(a *HandleArray, h uint32) (slot int, ok bool) { return putHandleFallback(a, h) }
 
 // AddCPU is documented in ops_cpu_asm.go; here it is the fallback.
 func AddCPU(base unsafe.Pointer, n int64) { addCPUFallback(base, n) }
@@ -85,6 +79,4 @@ func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool {
 
 // RestoreHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
-func RestoreHandle(base unsafe.Pointer, stride uintptr, ix Index, table, v unsafe.Pointer, capacity uint32) (ok bool) {
-	return restoreHandleFallback(base, stride, ix, table, v, capacity)
-}
+func RestoreHandle(a *HandleArray, v unsafe.Pointer) (ok bool) { return restoreHandleFallback(a, v) }

@@ -51,21 +51,21 @@ DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+167(SB)
 // takeHandle
 DATA ·__rseq_cs+224(SB)/4, $0
 DATA ·__rseq_cs+228(SB)/4, $0
-DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+77(SB)
+DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+86(SB)
 DATA ·__rseq_cs+240(SB)/8, $67
-DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+172(SB)
+DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+166(SB)
 // claimHandle
 DATA ·__rseq_cs+256(SB)/4, $0
 DATA ·__rseq_cs+260(SB)/4, $0
-DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+87(SB)
+DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+96(SB)
 DATA ·__rseq_cs+272(SB)/8, $41
-DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+150(SB)
+DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+159(SB)
 // putHandle
 DATA ·__rseq_cs+288(SB)/4, $0
 DATA ·__rseq_cs+292(SB)/4, $0
-DATA ·__rseq_cs+296(SB)/8, $·PutHandle+73(SB)
+DATA ·__rseq_cs+296(SB)/8, $·PutHandle+83(SB)
 DATA ·__rseq_cs+304(SB)/8, $44
-DATA ·__rseq_cs+312(SB)/8, $·PutHandle+135(SB)
+DATA ·__rseq_cs+312(SB)/8, $·PutHandle+145(SB)
 // addCPU
 DATA ·__rseq_cs+320(SB)/4, $0
 DATA ·__rseq_cs+324(SB)/4, $0
@@ -87,9 +87,9 @@ DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+78(SB)
 // restoreHandle
 DATA ·__rseq_cs+416(SB)/4, $0
 DATA ·__rseq_cs+420(SB)/4, $0
-DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+87(SB)
+DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+95(SB)
 DATA ·__rseq_cs+432(SB)/8, $66
-DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+166(SB)
+DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+174(SB)
 GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
@@ -129,16 +129,16 @@ DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+85(SB)
 DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+177(SB)
 DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+85(SB)
 DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+183(SB)
-DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+77(SB)
-DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+182(SB)
-DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+87(SB)
-DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+160(SB)
-DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+73(SB)
-DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+145(SB)
+DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+86(SB)
+DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+176(SB)
+DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+96(SB)
+DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+169(SB)
+DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+83(SB)
+DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+155(SB)
 DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+47(SB)
 DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+88(SB)
-DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+87(SB)
-DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+176(SB)
+DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+95(SB)
+DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+184(SB)
 GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
 
 // sectionFuncs: the entry address of each section's function.

@@ -51,21 +51,21 @@ DATA ·__rseq_cs+216(SB)/8, $·copyCommitSection+176(SB)
 // takeHandle
 DATA ·__rseq_cs+224(SB)/4, $0
 DATA ·__rseq_cs+228(SB)/4, $0
-DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+76(SB)
+DATA ·__rseq_cs+232(SB)/8, $·TakeHandle+84(SB)
 DATA ·__rseq_cs+240(SB)/8, $52
-DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+156(SB)
+DATA ·__rseq_cs+248(SB)/8, $·TakeHandle+148(SB)
 // claimHandle
 DATA ·__rseq_cs+256(SB)/4, $0
 DATA ·__rseq_cs+260(SB)/4, $0
-DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+76(SB)
+DATA ·__rseq_cs+264(SB)/8, $·ClaimHandle+84(SB)
 DATA ·__rseq_cs+272(SB)/8, $44
-DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+144(SB)
+DATA ·__rseq_cs+280(SB)/8, $·ClaimHandle+152(SB)
 // putHandle
 DATA ·__rseq_cs+288(SB)/4, $0
 DATA ·__rseq_cs+292(SB)/4, $0
-DATA ·__rseq_cs+296(SB)/8, $·PutHandle+68(SB)
+DATA ·__rseq_cs+296(SB)/8, $·PutHandle+76(SB)
 DATA ·__rseq_cs+304(SB)/8, $48
-DATA ·__rseq_cs+312(SB)/8, $·PutHandle+136(SB)
+DATA ·__rseq_cs+312(SB)/8, $·PutHandle+144(SB)
 // addCPU
 DATA ·__rseq_cs+320(SB)/4, $0
 DATA ·__rseq_cs+324(SB)/4, $0
@@ -87,9 +87,9 @@ DATA ·__rseq_cs+408(SB)/8, $·IncCPUIfZero+96(SB)
 // restoreHandle
 DATA ·__rseq_cs+416(SB)/4, $0
 DATA ·__rseq_cs+420(SB)/4, $0
-DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+84(SB)
+DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+92(SB)
 DATA ·__rseq_cs+432(SB)/8, $64
-DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+164(SB)
+DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+172(SB)
 GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
@@ -129,16 +129,16 @@ DATA ·__rseq_exit_point_array+112(SB)/8, $·copyCommitSection+76(SB)
 DATA ·__rseq_exit_point_array+120(SB)/8, $·copyCommitSection+204(SB)
 DATA ·__rseq_exit_point_array+128(SB)/8, $·copyCommitSection+76(SB)
 DATA ·__rseq_exit_point_array+136(SB)/8, $·copyCommitSection+216(SB)
-DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+76(SB)
-DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+184(SB)
-DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+76(SB)
-DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+172(SB)
-DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+68(SB)
-DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+164(SB)
+DATA ·__rseq_exit_point_array+144(SB)/8, $·TakeHandle+84(SB)
+DATA ·__rseq_exit_point_array+152(SB)/8, $·TakeHandle+176(SB)
+DATA ·__rseq_exit_point_array+160(SB)/8, $·ClaimHandle+84(SB)
+DATA ·__rseq_exit_point_array+168(SB)/8, $·ClaimHandle+180(SB)
+DATA ·__rseq_exit_point_array+176(SB)/8, $·PutHandle+76(SB)
+DATA ·__rseq_exit_point_array+184(SB)/8, $·PutHandle+172(SB)
 DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+52(SB)
 DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+124(SB)
-DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+84(SB)
-DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+192(SB)
+DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+92(SB)
+DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+200(SB)
 GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
 
 // sectionFuncs: the entry address of each section's function.

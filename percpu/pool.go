@@ -17,7 +17,7 @@ import (
 // dropped for the GC to collect. Get takes from the calling CPU's list,
 // then from the overflow, then makes a new object with the Pool's New.
 //
-// The per-CPU lists are a handle array (see rseq.TakeHandle): each CPU's
+// The per-CPU lists are a handle array (rseq.HandleArray): each CPU's
 // slot holds handles, indices into an ordinary []*T the GC sees, that are
 // either full (the entry holds a pooled object) or free. Get is one
 // restartable section, rseq.TakeHandle, which turns the CPU's last full
@@ -54,16 +54,15 @@ type Pool[T any] struct {
 	// new(T).
 	New func() *T
 
-	// base is the handle array, published with an atomic store once the
-	// fields below are set (by NewPool, or on first use of a zero Pool):
-	// whoever loads it non-nil sees them.
+	// base is the handle array's memory, published with an atomic store
+	// once the fields below are set (by NewPool, or on first use of a
+	// zero Pool): whoever loads it non-nil sees them.
 	base   unsafe.Pointer
 	setup  sync.Mutex // serializes the first use of a zero Pool
+	ha     rseq.HandleArray
 	perCPU uint32
-	objs   []*T           // objs[h]: the object of handle h while h is full
-	table  unsafe.Pointer // &objs[0]
-	mem    []uint64       // the handle array's memory
-	stride uintptr
+	objs   []*T     // objs[h]: the object of handle h while h is full (ha's table)
+	mem    []uint64 // the handle array's memory
 
 	shared struct {
 		sync.Mutex
@@ -102,44 +101,45 @@ func (p *Pool[T]) init(perCPU, overflow int) unsafe.Pointer {
 	slots := rseq.Slots()
 	p.perCPU, p.maxOverflow = uint32(perCPU), overflow
 	p.objs = make([]*T, perCPU*slots)
-	p.table = unsafe.Pointer(&p.objs[0])
-	p.stride = (8 + uintptr(perCPU)*4 + line - 1) / line * line
+	stride := (8 + uintptr(perCPU)*4 + line - 1) / line * line
 	var base unsafe.Pointer
-	p.mem, base = words(slots, p.stride)
+	p.mem, base = words(slots, stride)
 	// Every slot starts with perCPU free handles of its own (set up before
 	// the pool is shared, so plain stores do): header f = e = 0.
 	for s := 0; s < slots; s++ {
-		hs := unsafe.Slice((*uint32)(unsafe.Add(base, uintptr(s)*p.stride+8)), perCPU)
+		hs := unsafe.Slice((*uint32)(unsafe.Add(base, uintptr(s)*stride+8)), perCPU)
 		for k := range hs {
 			hs[k] = uint32(s*perCPU + k)
 		}
 	}
+	p.ha = rseq.NewHandleArray(base, stride, rseq.ByCPU, unsafe.Pointer(&p.objs[0]), p.perCPU)
 	atomic.StorePointer(&p.base, base)
 	return base
 }
 
 // handles returns the handle array, setting a zero Pool up first.
-func (p *Pool[T]) handles() unsafe.Pointer {
-	if b := atomic.LoadPointer(&p.base); b != nil {
-		return b
+func (p *Pool[T]) handles() *rseq.HandleArray {
+	if atomic.LoadPointer(&p.base) == nil {
+		p.setUp()
 	}
-	return p.setUp()
+	return &p.ha
 }
 
 // setUp is the first use of a zero Pool.
-func (p *Pool[T]) setUp() unsafe.Pointer {
+func (p *Pool[T]) setUp() {
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	if b := atomic.LoadPointer(&p.base); b != nil {
-		return b
+	if atomic.LoadPointer(&p.base) == nil {
+		p.init(DefaultPoolPerCPU, DefaultPoolOverflow)
 	}
-	return p.init(DefaultPoolPerCPU, DefaultPoolOverflow)
 }
 
 // Get takes an object from the calling CPU's free list, else from the
 // overflow, else makes one.
 func (p *Pool[T]) Get() *T {
-	if _, _, v, ok := rseq.TakeHandle(p.handles(), p.stride, rseq.ByCPU, p.table); ok {
+	// Full handles' entries are never nil (Put(nil) keeps nothing), so a
+	// nil v is an empty list.
+	if v := rseq.TakeHandle(p.handles()); v != nil {
 		return (*T)(v)
 	}
 	return p.getSlow()
@@ -171,18 +171,18 @@ func (p *Pool[T]) Put(x *T) {
 	}
 	// The common case, x back on the CPU whose Get handed it out, its
 	// handle still free there: one section, no table write.
-	base := p.handles()
-	if rseq.RestoreHandle(base, p.stride, rseq.ByCPU, p.table, unsafe.Pointer(x), p.perCPU) {
+	a := p.handles()
+	if rseq.RestoreHandle(a, unsafe.Pointer(x)) {
 		return
 	}
-	p.putSlow(base, x)
+	p.putSlow(a, x)
 }
 
 // putSlow is Put when RestoreHandle did not apply: it claims a free
 // handle, writes x into its entry and puts the handle in the calling CPU's
 // slot (out of line, so that Put stays a small function).
-func (p *Pool[T]) putSlow(base unsafe.Pointer, x *T) {
-	slot, h, ok := rseq.ClaimHandle(base, p.stride, rseq.ByCPU, p.perCPU)
+func (p *Pool[T]) putSlow(a *rseq.HandleArray, x *T) {
+	slot, h, ok := rseq.ClaimHandle(a)
 	if !ok {
 		if h, ok = p.spare(slot); !ok {
 			p.overflow(x, nil)
@@ -190,7 +190,7 @@ func (p *Pool[T]) putSlow(base unsafe.Pointer, x *T) {
 		}
 	}
 	p.objs[h] = x // the entry is h's, and this goroutine owns h
-	if _, ok := rseq.PutHandle(base, p.stride, rseq.ByCPU, h); !ok {
+	if _, ok := rseq.PutHandle(a, h); !ok {
 		// The goroutine moved to a CPU whose slot has every handle it has
 		// room for.
 		p.objs[h] = nil
@@ -219,7 +219,7 @@ func (p *Pool[T]) spare(slot int) (uint32, bool) {
 // header returns the full count and the start of the free part of slot,
 // read without synchronizing with the sections: a hint.
 func (p *Pool[T]) header(slot int) (f, e uint32) {
-	w := atomic.LoadUint64((*uint64)(unsafe.Add(p.handles(), uintptr(slot)*p.stride)))
+	w := atomic.LoadUint64(p.handles().Header(slot))
 	return uint32(w), uint32(w >> 32)
 }
 

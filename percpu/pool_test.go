@@ -195,7 +195,7 @@ func checkHandles[T any](t *testing.T, p *Pool[T]) {
 		if f > e || e > p.perCPU {
 			t.Fatalf("slot %d: f, e = %d, %d with %d per CPU", s, f, e, p.perCPU)
 		}
-		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.stride+8)), p.perCPU)
+		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.ha.Stride()+8)), p.perCPU)
 		for k, h := range hs {
 			if uint32(k) >= f && uint32(k) < e {
 				continue // a hole
@@ -229,7 +229,7 @@ func TestPoolSpareHandles(t *testing.T) {
 	onOneCPU(t, func() {
 		// What a Put that moved away would have done: claim this CPU's
 		// only handle, fail to put it elsewhere.
-		_, h, ok := rseq.ClaimHandle(p.base, p.stride, rseq.ByCPU, p.perCPU)
+		_, h, ok := rseq.ClaimHandle(&p.ha)
 		if !ok {
 			t.Fatal("ClaimHandle on a fresh pool failed")
 		}

@@ -16,13 +16,10 @@ TEXT ·asmFloor(SB), NOSPLIT, $0-40
 TEXT ·asmFloorAddCPU(SB), NOSPLIT, $0-16
 	RET
 
-// func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
-// The shape of rseq.TakeHandle (Pool.Get); returns ok = false.
-TEXT ·asmFloorTake(SB), NOSPLIT, $0-57
-	MOVQ	$0, slot+32(FP)
-	MOVL	$0, h+40(FP)
-	MOVQ	$0, v+48(FP)
-	MOVB	$0, ok+56(FP)
+// func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
+// The shape of rseq.TakeHandle (Pool.Get); returns nil.
+TEXT ·asmFloorTake(SB), NOSPLIT, $0-16
+	MOVQ	$0, v+8(FP)
 	RET
 
 // func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
@@ -31,8 +28,8 @@ TEXT ·asmFloorIncCPU(SB), NOSPLIT, $0-17
 	MOVB	$1, ret+16(FP)
 	RET
 
-// func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool
+// func asmFloorRestore(a, v unsafe.Pointer) bool
 // The shape of rseq.RestoreHandle (Pool.Put's common case); returns true.
-TEXT ·asmFloorRestore(SB), NOSPLIT, $0-49
-	MOVB	$1, ret+48(FP)
+TEXT ·asmFloorRestore(SB), NOSPLIT, $0-17
+	MOVB	$1, ret+16(FP)
 	RET

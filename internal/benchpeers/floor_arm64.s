@@ -11,12 +11,10 @@ TEXT ·asmFloor(SB), NOSPLIT, $0-40
 TEXT ·asmFloorAddCPU(SB), NOSPLIT, $0-16
 	RET
 
-// func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
-TEXT ·asmFloorTake(SB), NOSPLIT, $0-57
-	MOVD	ZR, slot+32(FP)
-	MOVW	ZR, h+40(FP)
-	MOVD	ZR, v+48(FP)
-	MOVB	ZR, ok+56(FP)
+// func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
+// The shape of rseq.TakeHandle (Pool.Get); returns nil.
+TEXT ·asmFloorTake(SB), NOSPLIT, $0-16
+	MOVD	ZR, v+8(FP)
 	RET
 
 // func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
@@ -26,9 +24,9 @@ TEXT ·asmFloorIncCPU(SB), NOSPLIT, $0-17
 	MOVB	R0, ret+16(FP)
 	RET
 
-// func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool
+// func asmFloorRestore(a, v unsafe.Pointer) bool
 // The shape of rseq.RestoreHandle (Pool.Put's common case); returns true.
-TEXT ·asmFloorRestore(SB), NOSPLIT, $0-49
+TEXT ·asmFloorRestore(SB), NOSPLIT, $0-17
 	MOVD	$1, R0
-	MOVB	R0, ret+48(FP)
+	MOVB	R0, ret+16(FP)
 	RET

@@ -15,10 +15,10 @@ func asmFloor(base unsafe.Pointer, stride, field uintptr, n int64) (slot int)
 func asmFloorAddCPU(base unsafe.Pointer, n int64)
 
 //go:noescape
-func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool)
+func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
 
 //go:noescape
 func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
 
 //go:noescape
-func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool
+func asmFloorRestore(a, v unsafe.Pointer) bool

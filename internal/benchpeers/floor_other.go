@@ -14,14 +14,10 @@ func asmFloor(base unsafe.Pointer, stride, field uintptr, n int64) (slot int) { 
 func asmFloorAddCPU(base unsafe.Pointer, n int64) {}
 
 //go:noinline
-func asmFloorTake(base unsafe.Pointer, stride uintptr, ix uint8, table unsafe.Pointer) (slot int, h uint32, v unsafe.Pointer, ok bool) {
-	return 0, 0, nil, false
-}
+func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer) { return nil }
 
 //go:noinline
 func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool { return true }
 
 //go:noinline
-func asmFloorRestore(base unsafe.Pointer, stride uintptr, ix uint8, table, v unsafe.Pointer, capacity uint32) bool {
-	return true
-}
+func asmFloorRestore(a, v unsafe.Pointer) bool { return true }

@@ -122,12 +122,11 @@ func NewObject() *Object { return new(Object) }
 // RestoreHandle): the least a Get+Put of two sections can cost. (A Put
 // whose object's handle was reused takes ClaimHandle and PutHandle.)
 func Pool() []Case {
-	var slots [2][128]byte
-	base := unsafe.Pointer(&slots[0])
-	table := unsafe.Pointer(&slots[1])
+	var array [64]byte // where a *rseq.HandleArray would point
+	ha := unsafe.Pointer(&array)
 	floorGetPut := func() {
-		_, _, v, _ := asmFloorTake(base, 128, 0, table)
-		asmFloorRestore(base, 128, 0, table, v, 64)
+		v := asmFloorTake(ha)
+		asmFloorRestore(ha, v)
 	}
 	return []Case{
 		{"single/rseq", func(b *testing.B) {

@@ -728,13 +728,13 @@ var catalogue = []Mutant{
 		Kill: []Killer{fallbackLocks}},
 	{Name: "go/rseq/takeHandleFallback/table-read-after-unlock", Kind: FallbackUnlocked, CI: true,
 		Edits: []Edit{{File: "handles.go",
-			Find: "\tv = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))\n" +
+			Find: "\tv = atomic.LoadPointer(a.tableEntry(h))\n" +
 				"\tatomic.StoreUint32(handleAt(hs, e-1), h)\n" +
 				"\tatomic.StoreUint64(hdr, (f-1)|(e-1)<<32)\n",
 			Replace: "\tatomic.StoreUint32(handleAt(hs, e-1), h)\n" +
 				"\tatomic.StoreUint64(hdr, (f-1)|(e-1)<<32)\n" +
 				"\tmu.Unlock()\n" +
-				"\tv = atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(table, uintptr(h)*8)))\n" +
+				"\tv = atomic.LoadPointer(a.tableEntry(h))\n" +
 				"\tmu.Lock()\n"}},
 		Kill: []Killer{fallbackLocks}},
 }

@@ -319,7 +319,8 @@ func sumAt(base unsafe.Pointer, slots int, off uintptr) int64 {
 	return s
 }
 
-// handles runs a pool of objects on TakeHandle, ClaimHandle and PutHandle
+// handles runs a pool of objects on TakeHandle, RestoreHandle, ClaimHandle
+// and PutHandle
 // and checks that every object and every handle ends up in exactly one
 // place, and that no object was held by two goroutines at once.
 func handles(ix rseq.Index, g, n int) {
@@ -332,7 +333,7 @@ func handles(ix rseq.Index, g, n int) {
 	slots := rseq.Slots()
 	base := region(slots * hStride)
 	table := make([]*object, slots*capacity)
-	tp := unsafe.Pointer(&table[0])
+	ha := rseq.NewHandleArray(base, hStride, ix, unsafe.Pointer(&table[0]), capacity)
 	for s := 0; s < slots; s++ {
 		for k := 0; k < capacity; k++ {
 			*(*uint32)(unsafe.Add(base, s*hStride+8+k*4)) = uint32(s*capacity + k)
@@ -350,7 +351,7 @@ func handles(ix rseq.Index, g, n int) {
 	phase(g, n, func(w, i int) bool {
 		mine, spare := &held[w], &spares[w]
 		if i%2 == 0 || len(*mine) == 0 {
-			if _, _, v, ok := rseq.TakeHandle(base, hStride, ix, tp); ok {
+			if v := rseq.TakeHandle(&ha); v != nil {
 				o := (*object)(v)
 				if o.owner != 0 {
 					fail("TakeHandle(%v): object %d handed out while goroutine %d holds it", ix, o.id, o.owner-1)
@@ -365,13 +366,13 @@ func handles(ix rseq.Index, g, n int) {
 			// handle is still the first free one here.
 			o := (*mine)[len(*mine)-1]
 			o.owner = 0
-			if rseq.RestoreHandle(base, hStride, ix, tp, unsafe.Pointer(o), uint32(capacity)) {
+			if rseq.RestoreHandle(&ha, unsafe.Pointer(o)) {
 				*mine = (*mine)[:len(*mine)-1]
 				return true
 			}
 			o.owner = int32(w + 1)
 		}
-		_, h, ok := rseq.ClaimHandle(base, hStride, ix, capacity)
+		_, h, ok := rseq.ClaimHandle(&ha)
 		if !ok && len(*spare) > 0 {
 			h, ok = (*spare)[len(*spare)-1], true
 			*spare = (*spare)[:len(*spare)-1]
@@ -382,7 +383,7 @@ func handles(ix rseq.Index, g, n int) {
 		o := (*mine)[len(*mine)-1]
 		o.owner = 0
 		table[h] = o
-		if _, ok := rseq.PutHandle(base, hStride, ix, h); ok {
+		if _, ok := rseq.PutHandle(&ha, h); ok {
 			*mine = (*mine)[:len(*mine)-1]
 		} else {
 			o.owner = int32(w + 1)
