@@ -9,10 +9,11 @@ import (
 	"github.com/gorseq/rseq"
 )
 
-// TestHandleArrayMisuse: the zero HandleArray makes every handle operation
-// panic with a message naming NewHandleArray (the sections send it to their
-// fallbacks rather than dereference a nil base), and NewHandleArray refuses
-// what the sections cannot work on.
+// TestHandleArrayMisuse: on the zero HandleArray the handle operations
+// find nothing (the sections send it to their fallbacks rather than
+// dereference a nil base), Header panics naming NewHandleArray, Publish
+// sets a zero array once, and NewHandleArray refuses what the sections
+// cannot work on.
 func TestHandleArrayMisuse(t *testing.T) {
 	var zero rseq.HandleArray
 	panics := func(what, want string, f func()) {
@@ -25,11 +26,20 @@ func TestHandleArrayMisuse(t *testing.T) {
 		}()
 		f()
 	}
-	panics("TakeHandle", "NewHandleArray", func() { rseq.TakeHandle(&zero) })
-	panics("ClaimHandle", "NewHandleArray", func() { rseq.ClaimHandle(&zero) })
-	panics("PutHandle", "NewHandleArray", func() { rseq.PutHandle(&zero, 0) })
-	panics("RestoreHandle", "NewHandleArray", func() { rseq.RestoreHandle(&zero, unsafe.Pointer(&zero)) })
+	if v := rseq.TakeHandle(&zero); v != nil {
+		t.Errorf("TakeHandle on the zero HandleArray = %p, want nil", v)
+	}
+	if slot, h, ok := rseq.ClaimHandle(&zero); ok || slot != 0 || h != 0 {
+		t.Errorf("ClaimHandle on the zero HandleArray = %d, %d, %v; want 0, 0, false", slot, h, ok)
+	}
+	if slot, ok := rseq.PutHandle(&zero, 3); ok || slot != 0 {
+		t.Errorf("PutHandle on the zero HandleArray = %d, %v; want 0, false", slot, ok)
+	}
+	if rseq.RestoreHandle(&zero, unsafe.Pointer(&zero)) {
+		t.Error("RestoreHandle on the zero HandleArray succeeded")
+	}
 	panics("Header", "NewHandleArray", func() { zero.Header(0) })
+	panics("Publish of the zero HandleArray", "NewHandleArray", func() { zero.Publish(rseq.HandleArray{}) })
 
 	mem := make([]uint64, 64*rseq.Slots())
 	base := unsafe.Pointer(&mem[0])
@@ -50,4 +60,11 @@ func TestHandleArrayMisuse(t *testing.T) {
 		t.Errorf("Header(1) at %p, want base+24 (%p)", h, unsafe.Add(base, 24))
 	}
 	panics("Header out of range", "outside", func() { a.Header(rseq.Slots()) })
+
+	var published rseq.HandleArray
+	published.Publish(a)
+	if published != a {
+		t.Errorf("Publish stored %+v, want %+v", published, a)
+	}
+	panics("second Publish", "set up already", func() { published.Publish(a) })
 }

@@ -58,8 +58,14 @@ import (
 // A HandleArray describes a handle array: its slots (base, stride, the
 // Index that numbers them), the table its handles name, and the number of
 // handles a slot holds. Make it with NewHandleArray; it is a small value,
-// and the operations take its address. The zero HandleArray is not usable:
-// the operations panic on it, naming NewHandleArray.
+// and the operations take its address.
+//
+// The zero HandleArray is an array with nothing in it: TakeHandle returns
+// nil, RestoreHandle false, ClaimHandle and PutHandle ok = false (the
+// sections send it to their fallbacks, which say so without touching
+// memory). A structure that sets itself up on first use can run the
+// operations on its zero HandleArray, take its slow path when they find
+// nothing, and set the array up there with Publish.
 type HandleArray struct {
 	// The sections read these fields (go_asm.h gives their offsets).
 	base     unsafe.Pointer
@@ -94,7 +100,7 @@ func NewHandleArray(base unsafe.Pointer, stride uintptr, ix Index, table unsafe.
 }
 
 // Base returns the address of slot 0.
-func (a *HandleArray) Base() unsafe.Pointer { return a.base }
+func (a *HandleArray) Base() unsafe.Pointer { return atomic.LoadPointer(&a.base) }
 
 // Stride returns the distance in bytes between slots.
 func (a *HandleArray) Stride() uintptr { return a.stride }
@@ -118,11 +124,28 @@ func (a *HandleArray) Header(slot int) *uint64 {
 	return (*uint64)(slotWord(a.base, a.stride, slot))
 }
 
-// check panics on the zero HandleArray (the sections send it to their
-// fallbacks, which call check).
+// Publish sets the zero HandleArray *a to b while handle operations may
+// run on *a in other goroutines: they find the zero array's nothing until
+// they see all of b. b's base is stored last, with a release store, and the
+// operations load base first, with an acquire load (on amd64 every load
+// is one), so they never see some of b's fields and not others. Call it
+// once, under a lock that orders it with other callers; it panics if *a is
+// not the zero HandleArray or b is.
+func (a *HandleArray) Publish(b HandleArray) {
+	if atomic.LoadPointer(&a.base) != nil || a.stride != 0 {
+		panic("rseq.HandleArray.Publish: the array is set up already")
+	}
+	if b.base == nil {
+		panic("rseq.HandleArray.Publish: the zero HandleArray; make one with NewHandleArray")
+	}
+	a.stride, a.table, a.capacity, a.ix = b.stride, b.table, b.capacity, b.ix
+	atomic.StorePointer(&a.base, b.base)
+}
+
+// check panics on the zero HandleArray, for Header.
 func (a *HandleArray) check() {
-	if a.base == nil {
-		panic("rseq: handle operation on a zero HandleArray; make one with NewHandleArray")
+	if atomic.LoadPointer(&a.base) == nil {
+		panic("rseq: HandleArray.Header on the zero HandleArray, which has no slots; make one with NewHandleArray")
 	}
 }
 
@@ -131,14 +154,17 @@ func handleAt(handles unsafe.Pointer, i uint64) *uint32 {
 }
 
 // The fallbacks have the signatures of the operations, which jump to them
-// when the thread has no usable area, or the HandleArray is the zero one.
-// Each runs under the lock of the slot's header word, the commit word of all
-// four operations.
+// when the thread has no usable area, or the HandleArray is the zero one
+// (whose operations find nothing: empty reports that). Each runs under the
+// lock of the slot's header word, the commit word of all four operations.
+
+// empty reports whether a is the zero HandleArray: an acquire load of
+// base, before which the operations read no other field (see Publish).
+func (a *HandleArray) empty() bool { return atomic.LoadPointer(&a.base) == nil }
 
 // lockHandleSlot counts a fallback of section sec, and returns the slot a
 // thread without an area uses, its header and handles, and its lock, held.
 func lockHandleSlot(sec int, a *HandleArray) (slot int, hdr *uint64, hs unsafe.Pointer, mu *sync.Mutex) {
-	a.check()
 	countFallback(sec)
 	slot = fallbackSlot(a.ix.field())
 	p := slotWord(a.base, a.stride, slot)
@@ -154,7 +180,10 @@ func (a *HandleArray) tableEntry(h uint32) *unsafe.Pointer {
 }
 
 func takeHandleFallback(a *HandleArray) (v unsafe.Pointer) {
-	if a.base != nil && retryWithSection() {
+	if a.empty() {
+		return nil
+	}
+	if retryWithSection() {
 		return TakeHandle(a)
 	}
 	_, hdr, hs, mu := lockHandleSlot(secTakeHandle, a)
@@ -172,7 +201,10 @@ func takeHandleFallback(a *HandleArray) (v unsafe.Pointer) {
 }
 
 func claimHandleFallback(a *HandleArray) (slot int, h uint32, ok bool) {
-	if a.base != nil && retryWithSection() {
+	if a.empty() {
+		return 0, 0, false
+	}
+	if retryWithSection() {
 		return ClaimHandle(a)
 	}
 	slot, hdr, hs, mu := lockHandleSlot(secClaimHandle, a)
@@ -188,7 +220,10 @@ func claimHandleFallback(a *HandleArray) (slot int, h uint32, ok bool) {
 }
 
 func putHandleFallback(a *HandleArray, h uint32) (slot int, ok bool) {
-	if a.base != nil && retryWithSection() {
+	if a.empty() {
+		return 0, false
+	}
+	if retryWithSection() {
 		return PutHandle(a, h)
 	}
 	slot, hdr, hs, mu := lockHandleSlot(secPutHandle, a)
@@ -204,7 +239,10 @@ func putHandleFallback(a *HandleArray, h uint32) (slot int, ok bool) {
 }
 
 func restoreHandleFallback(a *HandleArray, v unsafe.Pointer) (ok bool) {
-	if a.base != nil && retryWithSection() {
+	if a.empty() {
+		return false
+	}
+	if retryWithSection() {
 		return RestoreHandle(a, v)
 	}
 	_, hdr, hs, mu := lockHandleSlot(secRestoreHandle, a)

@@ -14,6 +14,10 @@ var (
 	_ [28]struct{} = [unsafe.Offsetof(HandleArray{}.ix)]struct{}{}
 )
 
+// The handle operations take a *HandleArray; on the zero one they find
+// nothing (TakeHandle nil, the others false): their assembly sends a nil
+// base to the fallback, which says so.
+//
 // The handle operations are declared here without a body: each is its
 // restartable section in ops_linux_GOARCH.s, called directly, which saves the
 // Go wrapper call the other operations inline away (these have too many

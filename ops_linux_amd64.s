@@ -354,7 +354,7 @@ fallback:
 TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI
+	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
 	TESTQ	DI, DI
 	JEQ	fallback
 	MOVQ	HandleArray_stride(AX), SI
@@ -408,7 +408,7 @@ fallback:
 TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI
+	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
 	TESTQ	DI, DI
 	JEQ	fallback
 	MOVQ	HandleArray_stride(AX), SI
@@ -460,7 +460,7 @@ fallback:
 TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI
+	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
 	TESTQ	DI, DI
 	JEQ	fallback
 	MOVQ	HandleArray_stride(AX), SI
@@ -634,7 +634,7 @@ fallback:
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	LOAD_OPS_AREA(R8, fallback)
 	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI
+	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
 	TESTQ	DI, DI
 	JEQ	fallback
 	MOVQ	HandleArray_stride(AX), SI

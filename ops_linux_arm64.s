@@ -373,7 +373,7 @@ fallback:
 TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
 	MOVD	a+0(FP), R10
-	MOVD	HandleArray_base(R10), R0
+	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
 	CBZ	R0, fallback
 	MOVD	HandleArray_stride(R10), R1
 	MOVBU	HandleArray_ix(R10), R2
@@ -422,7 +422,7 @@ fallback:
 TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
 	MOVD	a+0(FP), R10
-	MOVD	HandleArray_base(R10), R0
+	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
 	CBZ	R0, fallback
 	MOVD	HandleArray_stride(R10), R1
 	MOVBU	HandleArray_ix(R10), R2
@@ -474,7 +474,7 @@ fallback:
 TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
 	MOVD	a+0(FP), R10
-	MOVD	HandleArray_base(R10), R0
+	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
 	CBZ	R0, fallback
 	MOVD	HandleArray_stride(R10), R1
 	MOVBU	HandleArray_ix(R10), R2
@@ -628,7 +628,7 @@ fallback:
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
 	MOVD	a+0(FP), R10
-	MOVD	HandleArray_base(R10), R0
+	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
 	CBZ	R0, fallback
 	MOVD	HandleArray_stride(R10), R1
 	MOVBU	HandleArray_ix(R10), R2

@@ -54,12 +54,15 @@ type Pool[T any] struct {
 	// new(T).
 	New func() *T
 
+	// ha is the handle array, the zero one (in which Get and Put find
+	// nothing, and take their slow paths) until the Pool is set up (by
+	// NewPool, or by the slow path of a zero Pool's first Get or Put):
+	// then rseq.HandleArray.Publish stores it whole.
+	ha rseq.HandleArray
 	// base is the handle array's memory, published with an atomic store
-	// once the fields below are set (by NewPool, or on first use of a
-	// zero Pool): whoever loads it non-nil sees them.
+	// once the fields below are set: whoever loads it non-nil sees them.
 	base   unsafe.Pointer
 	setup  sync.Mutex // serializes the first use of a zero Pool
-	ha     rseq.HandleArray
 	perCPU uint32
 	objs   []*T     // objs[h]: the object of handle h while h is full (ha's table)
 	mem    []uint64 // the handle array's memory
@@ -112,7 +115,7 @@ func (p *Pool[T]) init(perCPU, overflow int) unsafe.Pointer {
 			hs[k] = uint32(s*perCPU + k)
 		}
 	}
-	p.ha = rseq.NewHandleArray(base, stride, rseq.ByCPU, unsafe.Pointer(&p.objs[0]), p.perCPU)
+	p.ha.Publish(rseq.NewHandleArray(base, stride, rseq.ByCPU, unsafe.Pointer(&p.objs[0]), p.perCPU))
 	atomic.StorePointer(&p.base, base)
 	return base
 }
@@ -138,14 +141,15 @@ func (p *Pool[T]) setUp() {
 // overflow, else makes one.
 func (p *Pool[T]) Get() *T {
 	// Full handles' entries are never nil (Put(nil) keeps nothing), so a
-	// nil v is an empty list.
-	if v := rseq.TakeHandle(p.handles()); v != nil {
+	// nil v is an empty list (or a zero Pool).
+	if v := rseq.TakeHandle(&p.ha); v != nil {
 		return (*T)(v)
 	}
 	return p.getSlow()
 }
 
-// getSlow is Get when the calling CPU's list is empty.
+// getSlow is Get when the calling CPU's list is empty, or the Pool is not
+// set up (its first Put sets it up).
 func (p *Pool[T]) getSlow() *T {
 	p.shared.Lock()
 	if k := len(p.shared.objs); k > 0 {
@@ -171,17 +175,17 @@ func (p *Pool[T]) Put(x *T) {
 	}
 	// The common case, x back on the CPU whose Get handed it out, its
 	// handle still free there: one section, no table write.
-	a := p.handles()
-	if rseq.RestoreHandle(a, unsafe.Pointer(x)) {
+	if rseq.RestoreHandle(&p.ha, unsafe.Pointer(x)) {
 		return
 	}
-	p.putSlow(a, x)
+	p.putSlow(x)
 }
 
-// putSlow is Put when RestoreHandle did not apply: it claims a free
-// handle, writes x into its entry and puts the handle in the calling CPU's
-// slot (out of line, so that Put stays a small function).
-func (p *Pool[T]) putSlow(a *rseq.HandleArray, x *T) {
+// putSlow is Put when RestoreHandle did not apply: it sets a zero Pool
+// up, claims a free handle, writes x into its entry and puts the handle in
+// the calling CPU's slot (out of line, so that Put stays a small function).
+func (p *Pool[T]) putSlow(x *T) {
+	a := p.handles()
 	slot, h, ok := rseq.ClaimHandle(a)
 	if !ok {
 		if h, ok = p.spare(slot); !ok {
