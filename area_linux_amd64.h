@@ -118,6 +118,23 @@ fs_ok: NOP
 	XORL	ix, ix; \
 index_ok: NOP
 
+// HANDLE_ARRAY(fail) starts a handle operation (handles.go): it loads the
+// *HandleArray argument a into AX, a's base into DI, first, so that the loads
+// of the other fields come after it (HandleArray.Publish stores base last;
+// amd64 loads are acquires), and jumps to fail if it is nil (the zero
+// HandleArray, whose operations find nothing: the fallback says so); then
+// a's stride into SI and the offset of its Index's field into DX
+// (INDEX_FIELD, so each TEXT symbol uses it once). The operations load the
+// other fields they need from AX.
+#define HANDLE_ARRAY(fail) \
+	MOVQ	a+0(FP), AX; \
+	MOVQ	HandleArray_base(AX), DI; \
+	TESTQ	DI, DI; \
+	JEQ	fail; \
+	MOVQ	HandleArray_stride(AX), SI; \
+	MOVBQZX	HandleArray_ix(AX), DX; \
+	INDEX_FIELD(DX)
+
 #define INDEX_FIELD_CID(ix) \
 index_cid: MOVQ	·concurrencyIDField(SB), ix; \
 	JMP	index_ok

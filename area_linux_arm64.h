@@ -73,6 +73,23 @@ area_glibc: CMP	$MODE_GLIBC, tmp; \
 	MOVD	$0, ix; \
 index_ok: NOP
 
+// HANDLE_ARRAY(fail) starts a handle operation (handles.go): it loads the
+// *HandleArray argument a into R10, a's base into R0 with LDAR (base is at
+// offset 0: handlearray.h), an acquire, so that the loads of the other
+// fields come after it (HandleArray.Publish stores base last, with a
+// release), and jumps to fail if it is nil (the zero HandleArray, whose
+// operations find nothing: the fallback says so); then a's stride into R1
+// and the offset of its Index's field into R2 (INDEX_FIELD, so each TEXT
+// symbol uses it once). The operations load the other fields they need
+// from R10.
+#define HANDLE_ARRAY(fail) \
+	MOVD	a+0(FP), R10; \
+	LDAR	(R10), R0; \
+	CBZ	R0, fail; \
+	MOVD	HandleArray_stride(R10), R1; \
+	MOVBU	HandleArray_ix(R10), R2; \
+	INDEX_FIELD(R2)
+
 #define INDEX_FIELD_CID(ix) \
 index_cid: MOVD	·concurrencyIDField(SB), ix; \
 	B	index_ok

@@ -367,13 +367,7 @@ fallback:
 TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	PCALIGN	$64
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
-	TESTQ	DI, DI
-	JEQ	fallback
-	MOVQ	HandleArray_stride(AX), SI
-	MOVBQZX	HandleArray_ix(AX), DX
-	INDEX_FIELD(DX)
+	HANDLE_ARRAY(fallback)
 	MOVQ	HandleArray_table(AX), R11
 restart:
 	LEAQ	DESC_takeHandle, AX
@@ -422,13 +416,7 @@ fallback:
 TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	PCALIGN	$64
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
-	TESTQ	DI, DI
-	JEQ	fallback
-	MOVQ	HandleArray_stride(AX), SI
-	MOVBQZX	HandleArray_ix(AX), DX
-	INDEX_FIELD(DX)
+	HANDLE_ARRAY(fallback)
 	MOVLQZX	HandleArray_capacity(AX), R11
 	MOVQ	$0x100000000, R13
 restart:
@@ -475,13 +463,7 @@ fallback:
 TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	PCALIGN	$64
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
-	TESTQ	DI, DI
-	JEQ	fallback
-	MOVQ	HandleArray_stride(AX), SI
-	MOVBQZX	HandleArray_ix(AX), DX
-	INDEX_FIELD(DX)
+	HANDLE_ARRAY(fallback)
 	MOVL	h+8(FP), R11
 restart:
 	LEAQ	DESC_putHandle, AX
@@ -653,13 +635,7 @@ fallback:
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	PCALIGN	$64
 	LOAD_OPS_AREA(R8, fallback)
-	MOVQ	a+0(FP), AX
-	MOVQ	HandleArray_base(AX), DI	// first: loads are acquires (HandleArray.Publish)
-	TESTQ	DI, DI
-	JEQ	fallback
-	MOVQ	HandleArray_stride(AX), SI
-	MOVBQZX	HandleArray_ix(AX), DX
-	INDEX_FIELD(DX)
+	HANDLE_ARRAY(fallback)
 	MOVQ	HandleArray_table(AX), R11
 	MOVQ	v+8(FP), R12
 	MOVLQZX	HandleArray_capacity(AX), R13

@@ -386,12 +386,7 @@ fallback:
 TEXT ·TakeHandle(SB), NOSPLIT, $0-16
 	PCALIGN	$64
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	a+0(FP), R10
-	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
-	CBZ	R0, fallback
-	MOVD	HandleArray_stride(R10), R1
-	MOVBU	HandleArray_ix(R10), R2
-	INDEX_FIELD(R2)
+	HANDLE_ARRAY(fallback)
 	MOVD	HandleArray_table(R10), R3
 	MOVD	$1, R7
 	ORR	R7<<32, R7, R7	// 1 | 1<<32, without a literal pool
@@ -436,12 +431,7 @@ fallback:
 TEXT ·ClaimHandle(SB), NOSPLIT, $0-21
 	PCALIGN	$64
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	a+0(FP), R10
-	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
-	CBZ	R0, fallback
-	MOVD	HandleArray_stride(R10), R1
-	MOVBU	HandleArray_ix(R10), R2
-	INDEX_FIELD(R2)
+	HANDLE_ARRAY(fallback)
 	MOVWU	HandleArray_capacity(R10), R3
 	MOVD	$1, R7
 	LSL	$32, R7, R7	// 1<<32
@@ -489,12 +479,7 @@ fallback:
 TEXT ·PutHandle(SB), NOSPLIT, $0-25
 	PCALIGN	$64
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	a+0(FP), R10
-	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
-	CBZ	R0, fallback
-	MOVD	HandleArray_stride(R10), R1
-	MOVBU	HandleArray_ix(R10), R2
-	INDEX_FIELD(R2)
+	HANDLE_ARRAY(fallback)
 	MOVWU	h+8(FP), R3
 restart:
 	MOVD	$DESC_putHandle, R10
@@ -647,12 +632,7 @@ fallback:
 TEXT ·RestoreHandle(SB), NOSPLIT, $0-17
 	PCALIGN	$64
 	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
-	MOVD	a+0(FP), R10
-	LDAR	(R10), R0	// base (offset 0), acquire: before the other fields (HandleArray.Publish)
-	CBZ	R0, fallback
-	MOVD	HandleArray_stride(R10), R1
-	MOVBU	HandleArray_ix(R10), R2
-	INDEX_FIELD(R2)
+	HANDLE_ARRAY(fallback)
 	MOVD	HandleArray_table(R10), R3
 	MOVD	v+8(FP), R11
 	MOVWU	HandleArray_capacity(R10), R12
