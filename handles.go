@@ -52,8 +52,8 @@ import (
 // The operations take the array as a *HandleArray, which holds base,
 // stride, index, table and capacity: one argument, read by the section's
 // set-up from one cache line, where five arguments would each be stored by
-// the caller and loaded by the section (on the hottest path of a pool,
-// Get+Put, that was a third of the time on an AMD Zen 3 host).
+// the caller and loaded by the section (a pool's Get+Put went from 13.0 to
+// 11.4 ns on an AMD Zen 3 host with that change).
 
 // A HandleArray describes a handle array: its slots (base, stride, the
 // Index that numbers them), the table its handles name, and the number of
@@ -67,7 +67,7 @@ import (
 // operations on its zero HandleArray, take its slow path when they find
 // nothing, and set the array up there with Publish.
 type HandleArray struct {
-	// The sections read these fields (go_asm.h gives their offsets).
+	// The sections read these fields (handlearray.h gives their offsets).
 	base     unsafe.Pointer
 	stride   uintptr
 	table    unsafe.Pointer

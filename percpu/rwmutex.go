@@ -139,7 +139,8 @@ type rwState struct {
 	rw sync.RWMutex
 	_  [line - 32]byte
 
-	// Read by the readers of fast mode.
+	// Set up once; read by the readers of fast and locked mode (counts,
+	// n) and by writers.
 	mem    []uint64       // keeps the counts alive
 	counts unsafe.Pointer // rseq.Slots() counts, line bytes apart
 	n      int            // rseq.Slots()
@@ -154,7 +155,7 @@ type rwState struct {
 	// held is true from Lock (or TryLock) to Unlock: Unlock's misuse check.
 	held bool
 	// slowNext is the mode announce chose: the writer word Unlock leaves
-	// is slowBit if it is true, 0 if not.
+	// is slowBit if it is true, idle if not.
 	slowNext bool
 	// lastUnlock is when the last writer unlocked (nanotime).
 	lastUnlock int64
