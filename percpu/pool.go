@@ -57,11 +57,9 @@ type Pool[T any] struct {
 	// ha is the handle array, the zero one (in which Get and Put find
 	// nothing, and take their slow paths) until the Pool is set up (by
 	// NewPool, or by the slow path of a zero Pool's first Get or Put):
-	// then rseq.HandleArray.Publish stores it whole.
-	ha rseq.HandleArray
-	// base is the handle array's memory, published with an atomic store
-	// once the fields below are set: whoever loads it non-nil sees them.
-	base   unsafe.Pointer
+	// then rseq.HandleArray.Publish stores it whole, after the fields
+	// below: whoever sees ha's base non-nil (ha.Base) sees them.
+	ha     rseq.HandleArray
 	setup  sync.Mutex // serializes the first use of a zero Pool
 	perCPU uint32
 	objs   []*T     // objs[h]: the object of handle h while h is full (ha's table)
@@ -100,7 +98,7 @@ func NewPool[T any](perCPU, overflow int, newFn func() *T) (*Pool[T], error) {
 }
 
 // init sets the pool up and publishes its handle array.
-func (p *Pool[T]) init(perCPU, overflow int) unsafe.Pointer {
+func (p *Pool[T]) init(perCPU, overflow int) {
 	slots := rseq.Slots()
 	p.perCPU, p.maxOverflow = uint32(perCPU), overflow
 	p.objs = make([]*T, perCPU*slots)
@@ -116,13 +114,11 @@ func (p *Pool[T]) init(perCPU, overflow int) unsafe.Pointer {
 		}
 	}
 	p.ha.Publish(rseq.NewHandleArray(base, stride, rseq.ByCPU, unsafe.Pointer(&p.objs[0]), p.perCPU))
-	atomic.StorePointer(&p.base, base)
-	return base
 }
 
 // handles returns the handle array, setting a zero Pool up first.
 func (p *Pool[T]) handles() *rseq.HandleArray {
-	if atomic.LoadPointer(&p.base) == nil {
+	if p.ha.Base() == nil {
 		p.setUp()
 	}
 	return &p.ha
@@ -132,7 +128,7 @@ func (p *Pool[T]) handles() *rseq.HandleArray {
 func (p *Pool[T]) setUp() {
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	if atomic.LoadPointer(&p.base) == nil {
+	if p.ha.Base() == nil {
 		p.init(DefaultPoolPerCPU, DefaultPoolOverflow)
 	}
 }

@@ -195,7 +195,7 @@ func checkHandles[T any](t *testing.T, p *Pool[T]) {
 		if f > e || e > p.perCPU {
 			t.Fatalf("slot %d: f, e = %d, %d with %d per CPU", s, f, e, p.perCPU)
 		}
-		hs := unsafe.Slice((*uint32)(unsafe.Add(p.base, uintptr(s)*p.ha.Stride()+8)), p.perCPU)
+		hs := unsafe.Slice((*uint32)(unsafe.Add(p.ha.Base(), uintptr(s)*p.ha.Stride()+8)), p.perCPU)
 		for k, h := range hs {
 			if uint32(k) >= f && uint32(k) < e {
 				continue // a hole

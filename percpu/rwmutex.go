@@ -303,11 +303,12 @@ func (m *RWMutex) TryRLock() bool {
 		if w&lockedBit != 0 {
 			return st.tryAtomic(st.lockedCount())
 		}
-		if w&slowBit != 0 {
+		if w == slowBit {
+			// As in RLock.
 			if !st.rw.TryRLock() {
 				return false
 			}
-			if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
+			if atomic.LoadUintptr(&st.writer) == slowBit {
 				return true
 			}
 			st.rw.RUnlock()

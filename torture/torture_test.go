@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorseq/rseq"
 	"github.com/gorseq/rseq/internal/prebuilt"
+	"github.com/gorseq/rseq/internal/testenv"
 	"github.com/gorseq/rseq/scan"
 	"golang.org/x/sys/unix"
 )
@@ -141,7 +142,7 @@ func checkFull(t *testing.T, r *Report, wantSections int) {
 		}
 		switch {
 		case s.PostCommitStalls >= r.Stalls:
-		case os.Getenv("GORSEQ_QEMU") != "" && s.PostCommitStalls > 0:
+		case testenv.InQemu() && s.PostCommitStalls > 0:
 			// Under TCG a post-commit stall needs the other threads to
 			// run the same section on the held CPU, which a slow guest
 			// beside another may not do in a program's phase (ClaimHandle
@@ -154,7 +155,7 @@ func checkFull(t *testing.T, r *Report, wantSections int) {
 		}
 		switch {
 		case !multiCPU() || s.CommitStalls >= r.Stalls:
-		case os.Getenv("GORSEQ_QEMU") != "":
+		case testenv.InQemu():
 			// Under TCG a commit stall's window often closes before the
 			// restarted pass reaches its commit (the emulated thread is
 			// slow to be scheduled on its new CPU): the count is a
@@ -257,7 +258,7 @@ func TestGoLibrary(t *testing.T) {
 	// busy with the same operations while one thread is held.
 	cfg := Config{Args: []string{bin, "4", "20000", "200ms"}, Stdout: out, Stderr: out, Reps: 2,
 		Inject: time.Millisecond, Timeout: 50 * time.Second, Stalls: 3, StallTime: 3 * time.Millisecond}
-	if os.Getenv("GORSEQ_QEMU") != "" {
+	if testenv.InQemu() {
 		// Emulated CPUs: the other threads need longer to get anything
 		// done while one is held, and CI runs two guests at once on two
 		// host cores, each about half as fast as one alone. (With 1s
@@ -312,7 +313,7 @@ func TestGoLibrary(t *testing.T) {
 		migrated += s.MigratedAborts
 		switch {
 		case !multiCPU() || s.MigratedAborts > 0:
-		case os.Getenv("GORSEQ_QEMU") != "":
+		case testenv.InQemu():
 			// Under TCG a section aborted a few dozen times can see none
 			// of its aborts moved (addFloat64CPU: 0 of 16, arm64/7.3 on
 			// the CI machine): per section a target there, and the run
