@@ -1,6 +1,8 @@
 package percpu
 
 import (
+	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,18 +27,18 @@ import (
 // A locked RWMutex is not associated with a goroutine: one goroutine may
 // RLock (Lock) it and another RUnlock (Unlock) it. The zero RWMutex is an
 // unlocked mutex, ready to use; an RWMutex must not be copied after first
-// use. Unlock of an unlocked RWMutex panics; an RUnlock without its RLock
-// corrupts the mutex, undetected in fast mode (in slow mode it is
-// sync.RWMutex's fatal error).
+// use. Unlock of an unlocked RWMutex panics, and so does RUnlock of a zero
+// one; any other RUnlock without its RLock corrupts the mutex, undetected
+// (sync.RWMutex detects some).
 //
 // # How it works
 //
-// Each CPU has a reader count. RLock is one call, one restartable section,
-// rseq.IncCPUIfZero: on the CPU the thread runs on, check that the writer
-// word is 0 and commit count+1. RUnlock decrements the count of the CPU it
-// runs on then (rseq.AddCPU on amd64; a store-release commit on arm64),
-// which may be another CPU: single counts may go negative, their sum is the
-// number of readers.
+// Each CPU has a reader count. In fast mode RLock is one call and one
+// restartable section, rseq.IncCPUIfZero: on the CPU the thread runs on,
+// check that the writer word is 0 and commit count+1. RUnlock decrements
+// the count of the CPU it runs on then (rseq.AddCPU on amd64; a
+// store-release commit on arm64), which may be another CPU: single counts
+// may go negative, their sum is the number of readers.
 //
 // Lock takes a lock that excludes other writers, sets the writer word, and
 // calls rseq.FenceAll: the membarrier system call aborts every restartable
@@ -50,37 +52,40 @@ import (
 // kernel not to schedule it out (rseq.SliceRequest, a time-slice extension,
 // on kernels that offer it; Unlock ends the request).
 //
-// Writes that come often switch the mutex to its slow mode, where it is a
-// sync.RWMutex: readers see the mode in the writer word, take the read
-// lock of a sync.RWMutex inside the mutex (two atomic additions on one
-// shared word per RLock+RUnlock, where a write costs more than sharing
-// that word), and writers take its write lock, with no fence and no wait
-// of their own. That sync.RWMutex is also the lock writers exclude each
-// other with in every mode, so a slow-mode writer excludes readers and
-// writers at once, and the mode changes only while a writer holds it. A
-// Lock that comes less than 20 µs after the previous Unlock switches to
-// slow mode (that writer fences and waits for the counted readers like
-// any fast-mode writer, and its Unlock sets the mode); one that comes
-// more than 1 ms after switches back (no fence: no section has committed
-// since). So the fence is paid only by writes far apart, where it costs
-// little per operation. See rwState.announce.
+// Writes that come often switch the mutex to its slow mode, where it works
+// as sync.RWMutex does: readers see the mode in the writer word and add to
+// one shared reader count (two atomic additions per RLock+RUnlock, where a
+// write costs more than sharing that word), and writers take the count's
+// write lock (subtracting a large constant, as sync.RWMutex does), with no
+// fence. RLock and RUnlock are inlined into their callers, as
+// sync.RWMutex's are: in slow mode, with no writer there, each is a load
+// and an atomic addition, with no call (in fast mode, each makes one call).
+// The count's write lock stays held outside slow mode, so a reader that
+// read the mode wrong finds it held, and the mode changes only while a
+// writer holds it. A Lock that comes less than 20 µs after the previous
+// Unlock switches to slow mode (that writer fences and waits for the
+// counted readers like any fast-mode writer, and its Unlock sets the mode).
+// In slow mode a timer looks every millisecond: after a whole millisecond
+// without a write it switches the mutex back (no fence: no section has
+// committed since), or leaves that to the next Lock if readers hold the
+// lock at that moment. Slow-mode writes read no clock. So the fence is paid
+// only by writes far apart, where it costs little per operation. See
+// rwState.announce and rwState.slowTick.
 //
 // Cost, measured on a 2-CPU x86-64 VM on an AMD Zen 5 host (medians of one
 // benchmark run): RLock+RUnlock 6.7 ns in one goroutine (sync.RWMutex: 12.2
 // ns), and 4.3 ns per pair with a goroutine on each CPU (sync.RWMutex's
 // shared reader count: 27.4 ns). On a Zen 3 host, whose uncontended atomics
 // cost 2.4 ns rather than 6.3, sync.RWMutex wins in one goroutine (4.8
-// against 10.6 ns) and still loses 6 to 1 with two (29.2 against 5.0). In
+// against 11.4 ns) and still loses 6 to 1 with two (31 against 5.2). In
 // fast mode Lock costs one membarrier system call
 // (MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: an interrupt to every CPU running
 // a thread of the process; about 2 µs there) plus a read of every CPU's
 // count, besides waiting for the readers; Unlock a few atomic operations,
 // and waking readers that parked. With one write in 100 operations the
-// mutex runs in slow mode, where it costs what sync.RWMutex costs plus
-// the calls into RLock and RUnlock, which sync.RWMutex's are inlined
-// away from: on the Zen 3 host 6.75 against 4.92 ns in one goroutine,
-// 7.74 against 5.70 in two (0.74x). It is for data written far more
-// rarely than that.
+// mutex runs in slow mode, at sync.RWMutex's cost: on the Zen 3 host 4.9
+// against 4.9 ns in one goroutine, 5.2 against 5.5 in two. While in slow
+// mode, the timer costs a wake-up a millisecond.
 //
 // Memory ordering: the read lock is an acquire and RUnlock a release, as
 // for sync.RWMutex. RLock's section loads the count with an acquire load;
@@ -95,7 +100,8 @@ import (
 // buffer may reorder: the writer's fence comes between its store of the
 // writer word and its reads of the counts, so a reader whose load missed
 // the writer bit has its decrement seen by those reads. In slow mode the
-// orderings are sync.RWMutex's.
+// orderings are sync.RWMutex's: sequentially consistent additions to the
+// shared count.
 //
 // Where restartable sections do not run (GORSEQ=off, platforms without
 // rseq, the race detector) the same code runs package rseq's fallback, under
@@ -112,32 +118,53 @@ import (
 // later Lock) go through sync/atomic operations and mutexes, which the
 // detector sees.
 //
-// Memory: rseq.Slots() counts of 128 bytes each, plus about 600 bytes.
+// Memory: rseq.Slots() counts of 128 bytes each, plus about 600 bytes (a
+// timer among them); the RWMutex value itself takes 144 bytes, the first
+// 24 of them (the words readers load) on the cache line of whatever comes
+// before it, which should not be written often.
 //
 // If membarrier starts failing after the RWMutex was first used (a seccomp
 // filter installed later), Lock cannot exclude the readers' sections: it
 // then gives the mutex back as it was and panics with the error (TryLock
 // returns false).
 type RWMutex struct {
-	st atomic.Pointer[rwState] // nil until first use
-	mu sync.Mutex              // serializes the set-up of a zero RWMutex
-}
+	// The words readers load in every RLock and RUnlock, in the RWMutex
+	// itself, so that the inlined RLock and RUnlock reach them with no
+	// pointer to follow, and first, which costs their code the least of
+	// the inliner's budget. They share their cache line with the fields
+	// that come before the RWMutex, which should not be written often;
+	// the padding keeps the fields after it off the line.
 
-type rwState struct {
-	_ [line - 8]byte
+	// slowReaders is the slow mode's reader count, kept much as
+	// sync.RWMutex keeps its own: the readers that hold the slow read lock
+	// or wait for it, plus rwMaxReaders while the slow write lock is free
+	// (slowLock takes it off). Outside slow mode the slow write lock is
+	// held, by no one (the zero RWMutex's 0 is that), so the count alone
+	// says whether a reader may take the slow read lock: it may while the
+	// count is rwMaxReaders or more. In fast mode readers only load it.
+	slowReaders int32
+	// slowDeparting counts the readers a writer in slowLock still waits
+	// for; the last one out sends on slowWake.
+	slowDeparting atomic.Int32
 	// writer is 0 while no writer has announced itself and readers take
 	// their sections; bit 0 (writerBit) is set while a writer has
 	// announced itself in fast mode, bit 1 (slowBit) while the mutex is in
 	// its slow mode (see announce), bit 2 (lockedBit) always in locked
 	// mode. Readers load it in every RLock and RUnlock, whose fast paths
-	// need it 0; only writers store it, and only while they hold rw.
+	// need it 0; only writers store it (and setUp), and only while they
+	// hold wmu.
 	writer uintptr
-	// rw is the slow mode's lock, and the writers' lock in every mode: a
-	// writer holds it for writing from Lock to Unlock, a reader in slow
-	// mode holds it for reading. On the writer word's line: in fast mode
-	// readers never touch it, and in slow mode both are theirs.
-	rw sync.RWMutex
-	_  [line - 32]byte
+	// counts is st's counts, nil until set up: the fast paths of rlock and
+	// runlock reach them with one load fewer.
+	counts unsafe.Pointer
+	_      [line - 24]byte
+
+	st atomic.Pointer[rwState] // nil until first use
+	mu sync.Mutex              // serializes the set-up of a zero RWMutex
+}
+
+type rwState struct {
+	m *RWMutex // whose state this is
 
 	// Set up once; read by the readers of fast and locked mode (counts,
 	// n) and by writers.
@@ -147,26 +174,39 @@ type rwState struct {
 	fenced bool           // false: locked mode (see fenced)
 	ops    bool           // restartable sections run (else the fallback)
 	idle   uintptr        // the writer word of fast mode with no writer: lockedBit in locked mode, else 0
-	_      [line]byte
 
-	// The rest is the writers' (under rw, written for writing) and the
-	// parked readers'.
+	// The rest is the writers' (under wmu) and the parked readers'.
 
+	// wmu excludes writers from each other in every mode: a writer holds
+	// it from Lock to Unlock.
+	wmu sync.Mutex
 	// held is true from Lock (or TryLock) to Unlock: Unlock's misuse check.
 	held bool
+	// slowHeld is true while the slow write lock is held: by the writer
+	// in slow mode, by no one in the other modes (see slowReaders).
+	slowHeld bool
 	// slowNext is the mode announce chose: the writer word Unlock leaves
 	// is slowBit if it is true, idle if not.
 	slowNext bool
-	// lastUnlock is when the last writer unlocked (nanotime).
+	// lastUnlock is when the last writer of fast mode unlocked (nanotime).
 	lastUnlock int64
-	slice      rseq.Slice // the writer's time-slice extension request
+	// In slow mode, slowWrites counts the writes (Locks), tickWrites is
+	// the count slowTick saw last, and slowIdle is set by a slowTick that
+	// saw none for a whole period but could not switch to fast mode.
+	slowWrites, tickWrites uint64
+	slowIdle               bool
+	// slowTimer runs slowTick every rwFastAfter while the mutex is in slow
+	// mode; stopped otherwise.
+	slowTimer *time.Timer
+	slice     rseq.Slice // the writer's time-slice extension request
 
 	// handoff counts the read locks Unlock gave to parked readers (they
 	// release them on a CPU's count); part of the readers' sum. Written by
 	// the writer only.
 	handoff atomic.Uintptr
 
-	wake chan struct{} // capacity 1: a reader left while a writer waits
+	wake     chan struct{} // capacity 1: a counted reader left while a writer waits
+	slowWake chan struct{} // capacity 1: the last reader slowLock waited for left
 
 	rmu      sync.Mutex // guards the parked readers
 	rcond    sync.Cond  // on rmu: Unlock broadcasts
@@ -176,7 +216,18 @@ type rwState struct {
 	// lock to the readers parked before it (Unlock to slow mode wakes them
 	// to retry instead).
 	handedGen uint64
+	// slowHanded is, under rmu, the number of slow read locks the writers'
+	// slowUnlock handed to readers that wait in slowWait and have
+	// not taken theirs yet; slowWaiting counts those readers (tests look).
+	slowHanded  int32
+	slowWaiting atomic.Int32
 }
+
+// rwMaxReaders is what slowLock takes off slowReaders and slowUnlock adds
+// back: more than the readers there can ever be, so that the count is
+// below it while the slow write lock is held (sync.RWMutex's
+// rwmutexMaxReaders).
+const rwMaxReaders = 1 << 30
 
 // Spin limits before parking (tests set them to 0 to force the slow paths).
 var (
@@ -187,15 +238,18 @@ var (
 // fenceAllCPUs is rseq.FenceAll; tests replace it.
 var fenceAllCPUs = rseq.FenceAll
 
-func newRWState() *rwState {
-	st := &rwState{n: rseq.Slots(), fenced: fenced(), ops: rseq.Features().Operations}
+func newRWState(m *RWMutex) *rwState {
+	st := &rwState{m: m, n: rseq.Slots(), fenced: fenced(), ops: rseq.Features().Operations}
 	if !st.fenced {
 		st.idle = lockedBit
-		st.writer = lockedBit
 	}
 	st.mem, st.counts = words(st.n, line)
 	st.wake = make(chan struct{}, 1)
+	st.slowWake = make(chan struct{}, 1)
 	st.rcond.L = &st.rmu
+	// Made here, stopped, so that it exists before any writer resets it.
+	st.slowTimer = time.AfterFunc(math.MaxInt64, st.slowTick)
+	st.slowTimer.Stop()
 	return st
 }
 
@@ -215,7 +269,10 @@ func (m *RWMutex) setUp() *rwState {
 	if st := m.st.Load(); st != nil {
 		return st
 	}
-	st := newRWState()
+	st := newRWState(m)
+	st.slowHeld = true
+	atomic.StoreUintptr(&m.writer, st.idle)
+	atomic.StorePointer(&m.counts, st.counts)
 	m.st.Store(st)
 	return st
 }
@@ -238,40 +295,56 @@ func nanotime() int64 { return int64(time.Since(rwEpoch)) }
 
 // Writes often enough make the mutex switch to its slow mode, where Lock
 // needs no fence (see announce). A Lock that comes less than rwSlowAfter
-// after the previous Unlock switches to it; one that comes more than
-// rwFastAfter after switches back. Tests change them.
+// after the previous Unlock switches to it; a whole rwFastAfter without a
+// write switches back (slowTick). Tests change them, and set
+// rwSwitchEveryLock to make every Lock in slow mode switch back.
 var (
-	rwSlowAfter int64 = 20e3 // ns
-	rwFastAfter int64 = 1e6  // ns
+	rwSlowAfter       int64 = 20e3 // ns
+	rwFastAfter       int64 = 1e6  // ns
+	rwSwitchEveryLock       = false
 )
 
-// RLock locks m for reading. It waits while a writer holds the lock or has
-// announced itself (Lock), and must not be used for recursive read locking.
-func (m *RWMutex) RLock() {
+// rlock is RLock's way out of line: the read lock in fast and locked mode,
+// and in slow mode when the slow write lock is held. added says whether
+// RLock incremented slowReaders (and found the write lock held). A plain
+// function rather than a method: its call then fits in RLock's inlining
+// budget.
+func rlock(m *RWMutex, added bool) {
+	// Fast mode: one section, which commits the increment of the calling
+	// CPU's count only while the writer word is 0 (no writer announced,
+	// not slow mode). The word is loaded first, which keeps the sections
+	// out of locked mode.
+	if c := atomic.LoadPointer(&m.counts); c != nil && !added && atomic.LoadUintptr(&m.writer) == 0 && rseq.IncCPUIfZero(c, &m.writer) {
+		acquireAfterRLock(&m.writer)
+		return
+	}
+	rlockOther(m, added)
+}
+
+// rlockOther is rlock's way out of line: the read lock of a zero RWMutex,
+// in locked and slow mode, and in fast mode with a writer there.
+func rlockOther(m *RWMutex, added bool) {
 	st := m.state()
+	if added && st.slowWait() {
+		return
+	}
 	for {
 		// In fast mode this load hits the writer word's line, shared
 		// read-only between the CPUs while no writer comes.
-		w := atomic.LoadUintptr(&st.writer)
+		w := atomic.LoadUintptr(&m.writer)
 		if w == 0 {
 			// One section: the calling CPU's count grows by 1 unless the
 			// writer word is set (a writer announced, or slow mode).
-			if rseq.IncCPUIfZero(st.counts, &st.writer) {
-				acquireAfterRLock(&st.writer)
+			if rseq.IncCPUIfZero(st.counts, &m.writer) {
+				acquireAfterRLock(&m.writer)
 				return
 			}
 			continue // a writer came: look again
 		}
 		if w == slowBit {
-			// Slow mode: a read lock of rw, kept if the mutex is still in
-			// slow mode once it is held (the mode changes only under rw's
-			// write lock, so it cannot change while the read lock is
-			// held); else let it go and look again.
-			st.rw.RLock()
-			if atomic.LoadUintptr(&st.writer) == slowBit {
+			if st.rlockSlow() {
 				return
 			}
-			st.rw.RUnlock()
 			continue
 		}
 		if st.rlockWait(w) {
@@ -281,8 +354,71 @@ func (m *RWMutex) RLock() {
 	}
 }
 
-// rlockWait is RLock's way out of line, for a writer word w that is
-// neither 0 nor slowBit: in locked mode it takes the read lock with atomic
+// rlockSlow takes the slow read lock, as sync.RWMutex's RLock does: it
+// increments slowReaders, and has the read lock if the count is then above
+// rwMaxReaders; if not, slowWait. It reports whether the read lock is
+// held; if not, try again.
+func (st *rwState) rlockSlow() bool {
+	return atomic.AddInt32(&st.m.slowReaders, 1) > rwMaxReaders || st.slowWait()
+}
+
+// slowWait is called by a reader whose increment of slowReaders found the
+// slow write lock held. In slow mode a writer holds it, and the reader
+// waits until that writer hands it the read lock. Outside slow mode (the
+// writer word read as slowBit was out of date) the reader withdraws its
+// increment, unless a writer that went to slow mode has already counted
+// it and hands it the read lock. It reports whether the read lock is held.
+func (st *rwState) slowWait() bool {
+	st.rmu.Lock()
+	st.slowWaiting.Add(1)
+	// Release clears slowBit before it looks at slowWaiting and wakes the
+	// readers that wait here: either the load below sees the word
+	// changed, or release sees this reader.
+	for st.slowHanded == 0 {
+		if atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw() {
+			st.slowWaiting.Add(-1)
+			st.rmu.Unlock()
+			return false
+		}
+		st.rcond.Wait()
+	}
+	st.slowHanded--
+	st.slowWaiting.Add(-1)
+	st.rmu.Unlock()
+	return true
+}
+
+// slowWithdraw takes back a waiting reader's increment of slowReaders if
+// the slow write lock is still held, and reports whether it did. If not,
+// the slowUnlock that released it counted the reader and hands it the read
+// lock (it cannot have done so yet: that needs rmu, which the reader
+// holds).
+func (st *rwState) slowWithdraw() bool {
+	for {
+		c := atomic.LoadInt32(&st.m.slowReaders)
+		if c >= rwMaxReaders {
+			return false
+		}
+		if atomic.CompareAndSwapInt32(&st.m.slowReaders, c, c-1) {
+			return true
+		}
+	}
+}
+
+// slowReaderLeft ends the release of a slow read lock whose decrement
+// left slowReaders below rwMaxReaders: a writer holds the slow write lock
+// or waits for it, and waits for this reader if the reader held the read
+// lock when the writer came. As for sync.RWMutex, the count of departing
+// readers may fall below zero for a while: readers can leave before the
+// writer has added those it waits for.
+func (st *rwState) slowReaderLeft() {
+	if st.m.slowDeparting.Add(-1) == 0 {
+		st.slowWake <- struct{}{}
+	}
+}
+
+// rlockWait is rlock's way to wait, for a writer word w that is neither 0
+// nor slowBit: in locked mode it takes the read lock with atomic
 // instructions; with a writer announced it waits for it (waitWriter). It
 // reports whether the read lock is held.
 func (st *rwState) rlockWait(w uintptr) bool {
@@ -299,53 +435,63 @@ func (st *rwState) rlockWait(w uintptr) bool {
 func (m *RWMutex) TryRLock() bool {
 	st := m.state()
 	for {
-		w := atomic.LoadUintptr(&st.writer)
+		w := atomic.LoadUintptr(&st.m.writer)
 		if w&lockedBit != 0 {
 			return st.tryAtomic(st.lockedCount())
 		}
 		if w == slowBit {
-			// As in RLock.
-			if !st.rw.TryRLock() {
-				return false
+			// As in RLock, the count alone says whether the read lock
+			// is free: it is while the count is not negative.
+			for c := atomic.LoadInt32(&st.m.slowReaders); c >= rwMaxReaders; c = atomic.LoadInt32(&st.m.slowReaders) {
+				if atomic.CompareAndSwapInt32(&st.m.slowReaders, c, c+1) {
+					return true
+				}
 			}
-			if atomic.LoadUintptr(&st.writer) == slowBit {
-				return true
+			if atomic.LoadUintptr(&st.m.writer) == slowBit {
+				return false // a writer holds the slow lock
 			}
-			st.rw.RUnlock()
-			continue
+			continue // the mode changed: look again
 		}
-		if w == 0 && rseq.IncCPUIfZero(st.counts, &st.writer) {
-			acquireAfterRLock(&st.writer)
+		if w == 0 && rseq.IncCPUIfZero(st.counts, &st.m.writer) {
+			acquireAfterRLock(&st.m.writer)
 			return true
 		}
-		if atomic.LoadUintptr(&st.writer)&writerBit != 0 {
+		if atomic.LoadUintptr(&st.m.writer)&writerBit != 0 {
 			return false
 		}
 	}
 }
 
-// RUnlock undoes one RLock (or successful TryRLock), on whichever CPU the
-// calling thread runs now.
-//
-// Which lock the reader holds is told by the writer word's slowBit: it is
-// set only by an Unlock that found no reader counted (a fast-mode writer's,
-// after it waited for them all), and cleared only under rw's write lock,
-// which waits for every slow-mode reader. So it cannot change between a
-// reader's RLock and its RUnlock.
-func (m *RWMutex) RUnlock() {
+// runlock is RUnlock's way out of line: the release of a counted read lock
+// (fast and locked mode), or the end of a slow one's that found a writer
+// (slowReaderLeft). The writer word tells which: for a counted reader it
+// cannot be slowBit, and for a slow one it stays slowBit at least until
+// the writer it found has seen it leave.
+func runlock(m *RWMutex) {
+	w := atomic.LoadUintptr(&m.writer)
+	if c := atomic.LoadPointer(&m.counts); c != nil && w&(slowBit|lockedBit) == 0 {
+		runlockSection(c)
+		if atomic.LoadUintptr(&m.writer)&writerBit != 0 {
+			m.st.Load().readerLeft() // a writer announced: it may wait for this reader
+		}
+		return
+	}
+	runlockOther(m, w)
+}
+
+// runlockOther is runlock's way out of line, for a writer word w that has
+// slowBit or lockedBit set (or an RWMutex never set up).
+func runlockOther(m *RWMutex, w uintptr) {
 	st := m.st.Load()
 	if st == nil {
 		fatal("percpu: RUnlock of unlocked RWMutex")
 	}
-	if w := atomic.LoadUintptr(&st.writer); w&(slowBit|lockedBit) == 0 {
-		runlockSection(st)
-	} else if w&slowBit != 0 {
-		st.rw.RUnlock()
+	if w == slowBit {
+		st.slowReaderLeft()
 		return
-	} else {
-		atomic.AddUintptr(st.lockedCount(), ^uintptr(0))
 	}
-	st.runlockDone(atomic.LoadUintptr(&st.writer))
+	atomic.AddUintptr(st.lockedCount(), ^uintptr(0))
+	st.runlockDone(atomic.LoadUintptr(&m.writer))
 }
 
 // runlockDone ends RUnlock of a counted reader, given the writer word as
@@ -363,8 +509,8 @@ func (st *rwState) runlockDone(w uintptr) {
 // membarrier system call besides the waiting.
 func (m *RWMutex) Lock() {
 	st := m.state()
-	st.rw.Lock()
-	if err := st.announce(); err != nil {
+	st.wmu.Lock()
+	if err := st.announce(false); err != nil {
 		st.release()
 		panic("percpu: RWMutex.Lock: " + err.Error())
 	}
@@ -378,10 +524,10 @@ func (m *RWMutex) Lock() {
 // in fast mode, except where another holder is seen beforehand.
 func (m *RWMutex) TryLock() bool {
 	st := m.state()
-	if st.readers() != 0 || !st.rw.TryLock() {
+	if st.readers() != 0 || atomic.LoadInt32(&st.m.slowReaders) > rwMaxReaders || !st.wmu.TryLock() {
 		return false
 	}
-	if err := st.announce(); err != nil || st.readers() != 0 {
+	if err := st.announce(true); err != nil || st.readers() != 0 {
 		st.release()
 		return false
 	}
@@ -419,45 +565,88 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 func fatal(msg string) { panic(msg) }
 
 // announce chooses the mode of the write (slowNext, for release), and
-// excludes the readers that take sections: afterwards every such reader
-// that took the read lock is counted where readers() sees it, and every
-// other sees the writer bit. Called with rw held for writing, which
-// excludes the readers of slow mode.
+// excludes the readers: afterwards every reader that takes sections and
+// took the read lock is counted where readers() sees it, and every other
+// sees the writer bit; in slow mode, the writer holds the slow write lock.
+// Called with wmu held. With try set (TryLock) it waits for no reader of
+// slow mode, and fails with errReaders if there is one.
 //
 // The modes. In fast mode (the writer word's slowBit clear) readers take
 // the read lock with a restartable section on counts, which commits only
 // while the writer word is 0, so a writer must set the word and fence
 // every CPU (excludeReaders: a membarrier system call, microseconds). In
-// slow mode (slowBit set) no such section can commit, readers take rw for
-// reading (an atomic add on one shared word, as for sync.RWMutex), and a
-// writer needs nothing besides rw. The switch to slow mode is made by a
-// fast-mode writer, which fences and waits for the counted readers like
-// any other, and whose Unlock sets slowBit; the switch back needs no
-// fence (no section committed since the word has been slowBit) and no
-// wait (rw excluded every reader).
-func (st *rwState) announce() error {
+// slow mode (slowBit set) no such section can commit, readers take the
+// slow read lock (an atomic add on slowReaders, one shared word, as for
+// sync.RWMutex), and a writer takes the slow write lock (slowLock). The
+// switch to slow mode is made by a fast-mode writer, which fences and
+// waits for the counted readers like any other, and whose Unlock sets
+// slowBit; the switch back needs no fence (no section committed since the
+// word has been slowBit) and no wait besides slowLock's.
+func (st *rwState) announce(try bool) error {
 	st.slowNext = false
 	if !st.fenced || !st.ops {
 		st.setWriter(writerBit | st.idle)
 		return st.excludeReaders()
 	}
-	gap := nanotime() - st.lastUnlock
-	if atomic.LoadUintptr(&st.writer)&slowBit != 0 {
-		if gap <= rwFastAfter {
+	if atomic.LoadUintptr(&st.m.writer) == slowBit {
+		if !st.slowLock(try) {
+			st.slowNext = true // as it was
+			return errReaders
+		}
+		// No clock here: reading one would cost a slow-mode write more
+		// than the rest of it. slowTick watches the writes instead.
+		st.slowWrites++
+		if !st.slowIdle && !rwSwitchEveryLock {
 			st.slowNext = true
 			return nil
 		}
 		// Back to fast mode: readers that come now see writerBit, not
-		// slowBit, and wait for this writer as in fast mode.
+		// slowBit, and wait for this writer as in fast mode. The slow
+		// write lock stays held (see slowReaders).
+		st.slowIdle = false
 		st.setWriter(writerBit)
 		return nil
 	}
+	gap := nanotime() - st.lastUnlock
 	st.setWriter(writerBit)
 	if err := st.excludeReaders(); err != nil {
 		return err
 	}
 	st.slowNext = gap < rwSlowAfter
 	return nil
+}
+
+// errReaders is announce's failure in TryLock: readers hold the slow lock.
+var errReaders = errors.New("readers hold the lock")
+
+// slowLock takes the slow mode's write lock, as sync.RWMutex's Lock does
+// once it holds its writers' mutex: slowReaders falls by rwMaxReaders, so
+// that new readers wait (slowWait), and the writer waits until the
+// readers that held the read lock then have left. With try set it takes
+// the lock only if no reader holds it, and reports whether it did.
+func (st *rwState) slowLock(try bool) bool {
+	if try {
+		if !atomic.CompareAndSwapInt32(&st.m.slowReaders, rwMaxReaders, 0) {
+			return false
+		}
+	} else if r := atomic.AddInt32(&st.m.slowReaders, -rwMaxReaders); r != 0 && st.m.slowDeparting.Add(r) != 0 {
+		<-st.slowWake
+	}
+	st.slowHeld = true
+	return true
+}
+
+// slowUnlock releases the slow write lock, with the writer word slowBit,
+// and hands the read lock to the readers that came meanwhile (they wait in
+// slowWait).
+func (st *rwState) slowUnlock() {
+	st.slowHeld = false
+	if r := atomic.AddInt32(&st.m.slowReaders, rwMaxReaders) - rwMaxReaders; r > 0 {
+		st.rmu.Lock()
+		st.slowHanded += r
+		st.rcond.Broadcast()
+		st.rmu.Unlock()
+	}
 }
 
 // setWriter stores the writer word with an atomic swap: a full barrier on
@@ -468,7 +657,7 @@ func (st *rwState) announce() error {
 // atomic.StoreUintptr and LoadUintptr are there) are ordered on the
 // hardware, but not by every emulator that translates them for an x86
 // host; the swap is ordered by all.
-func (st *rwState) setWriter(w uintptr) { atomic.SwapUintptr(&st.writer, w) }
+func (st *rwState) setWriter(w uintptr) { atomic.SwapUintptr(&st.m.writer, w) }
 
 // excludeReaders makes sure that every reader that read the writer word
 // as 0 has committed its increment where the writer's next reads see it,
@@ -515,7 +704,7 @@ func (st *rwState) readers() int {
 // saw the writer bit, wakes it. A writer that stays in slow mode has no
 // counted reader to wait for.
 func (st *rwState) waitReaders() {
-	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+	if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
 		return
 	}
 	// A token left by a reader of an earlier writer means nothing now; a
@@ -547,7 +736,7 @@ func (st *rwState) readerLeft() {
 // parked), false when it should try RLock again.
 func (st *rwState) waitWriter() bool {
 	for i := 0; i < rwReaderSpins; i++ {
-		if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+		if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
 			return false
 		}
 		spinHint()
@@ -556,7 +745,7 @@ func (st *rwState) waitWriter() bool {
 	st.rwaiting.Add(1)
 	// Unlock clears the writer word before it looks for parked readers:
 	// either this load sees it cleared, or Unlock sees this reader.
-	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+	if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
 		st.rwaiting.Add(-1)
 		st.rmu.Unlock()
 		return false
@@ -575,25 +764,29 @@ func (st *rwState) waitWriter() bool {
 
 // release clears the writer bit and sets the mode announce chose, hands
 // the read lock to the readers parked meanwhile (or, if the mutex goes to
-// slow mode, wakes them to take rw instead), and lets the next writer in.
+// slow mode, wakes them to take the slow lock instead), releases the slow
+// lock if the writer holds it, and lets the next writer in.
 func (st *rwState) release() {
 	st.held = false
-	st.lastUnlock = nanotime()
 	w := st.idle
 	if st.slowNext {
 		w = slowBit
 	}
-	if atomic.LoadUintptr(&st.writer) != w {
+	if atomic.LoadUintptr(&st.m.writer) != w {
 		// A writer staying in slow mode left the word alone (and no
 		// reader parks on it then).
 		st.setWriter(w)
+		if w == slowBit {
+			st.slowWrites, st.tickWrites, st.slowIdle = 0, 0, false
+			st.slowTimer.Reset(time.Duration(rwFastAfter))
+		}
 	}
 	if st.rwaiting.Load() != 0 {
 		st.rmu.Lock()
 		if n := st.rwaiting.Load(); n != 0 {
 			st.gen++
 			if w&slowBit == 0 {
-				// Before the next writer can read the sum (it needs rw).
+				// Before the next writer can read the sum (it needs wmu).
 				st.handoff.Add(uintptr(n))
 				st.handedGen = st.gen
 			}
@@ -602,7 +795,61 @@ func (st *rwState) release() {
 		}
 		st.rmu.Unlock()
 	}
-	st.rw.Unlock()
+	if w != slowBit {
+		st.lastUnlock = nanotime()
+		st.wakeSlowWaiters()
+	} else if st.slowHeld {
+		// After the writer word is slowBit, as readers check.
+		st.slowUnlock()
+	}
+	st.wmu.Unlock()
+}
+
+// wakeSlowWaiters wakes the readers that wait in slowWait, once the writer
+// word is no longer slowBit: outside slow mode the slow write lock stays
+// held, and they withdraw.
+func (st *rwState) wakeSlowWaiters() {
+	if st.slowWaiting.Load() != 0 {
+		st.rmu.Lock()
+		st.rcond.Broadcast()
+		st.rmu.Unlock()
+	}
+}
+
+// slowTick runs every rwFastAfter while the mutex is in slow mode (the
+// AfterFunc of slowTimer, in a goroutine of its own). After a whole period
+// without a write it switches the mutex back to fast mode, as a writer
+// would, if no reader holds the slow read lock at that moment; if one
+// does, it leaves the switch to the next Lock (slowIdle), and tries again
+// a period later. So writes that stop leave slow mode within two periods,
+// with no clock read in any Lock of slow mode. It holds wmu meanwhile, as
+// a writer, but never waits for one.
+func (st *rwState) slowTick() {
+	period := time.Duration(rwFastAfter)
+	if !st.wmu.TryLock() {
+		// A writer holds it: writes go on. (slowTimer is set before st
+		// is published, and never changes.)
+		st.slowTimer.Reset(period)
+		return
+	}
+	defer st.wmu.Unlock()
+	if atomic.LoadUintptr(&st.m.writer) != slowBit {
+		return // left slow mode already: the timer stops
+	}
+	switch {
+	case st.slowWrites != st.tickWrites:
+		st.tickWrites = st.slowWrites
+	case st.slowLock(true):
+		// Back to fast mode with no writer: the slow write lock stays
+		// held, and no section has committed since the word was slowBit.
+		st.setWriter(st.idle)
+		st.lastUnlock = nanotime()
+		st.wakeSlowWaiters()
+		return
+	default:
+		st.slowIdle = true
+	}
+	st.slowTimer.Reset(period)
 }
 
 // lockedCount returns the count a reader in locked mode uses: its CPU's
@@ -626,7 +873,7 @@ func (st *rwState) cpuSlot() int {
 // tells the writer, and reports false.
 func (st *rwState) tryAtomic(c *uintptr) bool {
 	atomic.AddUintptr(c, 1)
-	if atomic.LoadUintptr(&st.writer)&writerBit == 0 {
+	if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
 		return true
 	}
 	atomic.AddUintptr(c, ^uintptr(0))

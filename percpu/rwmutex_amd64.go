@@ -2,7 +2,11 @@
 
 package percpu
 
-import "github.com/gorseq/rseq"
+import (
+	"unsafe"
+
+	"github.com/gorseq/rseq"
+)
 
 // acquireAfterRLock orders the reader's critical section after RLock's
 // load of the writer word. Nothing to do on amd64: loads are not reordered
@@ -14,4 +18,4 @@ func acquireAfterRLock(*uintptr) {}
 // apart, by CPU), whose commit is one ADDQ to memory, a release on amd64
 // (stores are not reordered with older loads or stores). Its fallback takes
 // the same slot lock as rseq.Add's, which RLock's fallback takes too.
-func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }
+func runlockSection(counts unsafe.Pointer) { rseq.AddCPU(counts, -1) }

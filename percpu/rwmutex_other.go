@@ -22,10 +22,10 @@ func acquireAfterRLock(w *uintptr) { atomic.LoadUintptr(w) }
 // could become visible to a writer before the critical section's loads
 // are done. Its speculative store goes to a word of the count's padding
 // that means nothing.
-func runlockSection(st *rwState) {
+func runlockSection(counts unsafe.Pointer) {
 	for {
 		slot := rseq.ByCPU.Slot()
-		c := st.count(slot)
+		c := word(counts, slot, line)
 		n := atomic.LoadUintptr(c)
 		scratch := (*uintptr)(unsafe.Add(unsafe.Pointer(c), 8))
 		if rseq.StoreThenCommitRelease(rseq.ByCPU, slot, c, n, scratch, 0, n-1) == rseq.Committed {

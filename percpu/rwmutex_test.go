@@ -3,6 +3,8 @@ package percpu
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -46,14 +48,16 @@ func withRWModes(t *testing.T, f func(t *testing.T)) {
 // the rest of the test, by setting the gaps that decide the switches.
 func setRWMode(t *testing.T, mode string) {
 	slowAfter, fastAfter := rwSlowAfter, rwFastAfter
-	t.Cleanup(func() { rwSlowAfter, rwFastAfter, rwTestMode = slowAfter, fastAfter, "fast" })
+	t.Cleanup(func() {
+		rwSlowAfter, rwFastAfter, rwSwitchEveryLock, rwTestMode = slowAfter, fastAfter, false, "fast"
+	})
 	switch mode {
 	case "fast":
 		rwSlowAfter = -1 // no gap is shorter
 	case "slow":
 		rwSlowAfter, rwFastAfter = math.MaxInt64, math.MaxInt64
 	case "switching":
-		rwSlowAfter, rwFastAfter = math.MaxInt64, -1
+		rwSlowAfter, rwFastAfter, rwSwitchEveryLock = math.MaxInt64, math.MaxInt64, true
 	default:
 		t.Fatalf("no RWMutex mode %q", mode)
 	}
@@ -79,7 +83,7 @@ func TestRWMutexModes(t *testing.T) {
 			m.Lock()
 			d.writes++
 			m.Unlock()
-			slowSeen = append(slowSeen, atomic.LoadUintptr(&m.state().writer)&slowBit != 0)
+			slowSeen = append(slowSeen, atomic.LoadUintptr(&m.writer)&slowBit != 0)
 			m.RLock()
 			if d.writes != int64(i+1) {
 				t.Errorf("read %d writes under the read lock, want %d", d.writes, i+1)
@@ -474,24 +478,34 @@ func TestRWMutexSemantics(t *testing.T) {
 }
 
 // writerWaits reports whether a writer waits in Lock for the readers of
-// st: announced in the writer word (fast and locked modes), or queued on
-// rw (slow mode; seen in the goroutines' wait reasons, as a debugger shows
-// them).
+// st: announced in the writer word (fast and locked modes), or waiting in
+// slowLock for readers to leave (slow mode).
 func writerWaits(st *rwState) bool {
-	return atomic.LoadUintptr(&st.writer)&writerBit != 0 || goroutineWaits("[sync.RWMutex.Lock")
+	return atomic.LoadUintptr(&st.m.writer)&writerBit != 0 || st.m.slowDeparting.Load() > 0
 }
 
-// readerParked reports whether a reader parked behind a writer: on rcond
-// (fast and locked modes) or in rw.RLock (slow mode).
+// readerParked reports whether a reader parked behind a writer: in
+// waitWriter (fast and locked modes) or in slowWait (slow mode).
 func readerParked(st *rwState) bool {
-	return st.rwaiting.Load() == 1 || goroutineWaits("[sync.RWMutex.RLock")
+	return st.rwaiting.Load() == 1 || st.slowWaiting.Load() == 1
 }
 
-// goroutineWaits reports whether a goroutine is blocked with the wait
-// reason given (as runtime.Stack writes it after the goroutine's number).
-func goroutineWaits(reason string) bool {
-	buf := make([]byte, 1<<20)
-	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), reason)
+// slowLockIdle checks that nothing holds the slow lock or waits for it,
+// with the mutex unlocked: slowReaders is rwMaxReaders in slow mode and 0
+// (the write lock held by no one) in the others, and no reader is owed a
+// hand-over or a departure.
+func slowLockIdle(st *rwState) error {
+	want := int32(0)
+	if atomic.LoadUintptr(&st.m.writer) == slowBit {
+		want = rwMaxReaders
+	}
+	st.rmu.Lock()
+	handed := st.slowHanded
+	st.rmu.Unlock()
+	if r, d := atomic.LoadInt32(&st.m.slowReaders), st.m.slowDeparting.Load(); r != want || d != 0 || handed != 0 {
+		return fmt.Errorf("slow lock: readers count %d (want %d), %d departing, %d hand-overs left", r, want, d, handed)
+	}
+	return nil
 }
 
 // TestRWMutexSliceRequest: the writer asks for a time-slice extension from
@@ -603,7 +617,7 @@ func TestRWMutexSwitchWithWaiters(t *testing.T) {
 	var shared int
 	st := m.state()
 	for round := 0; round < 4; round++ {
-		wasSlow := atomic.LoadUintptr(&st.writer)&slowBit != 0
+		wasSlow := atomic.LoadUintptr(&st.m.writer)&slowBit != 0
 		m.RLock()
 		wrote := make(chan struct{})
 		go func() {
@@ -627,15 +641,108 @@ func TestRWMutexSwitchWithWaiters(t *testing.T) {
 			t.Fatalf("round %d: the waiting reader read %d, want %d", round, v, round+1)
 		}
 		<-got
-		if slow := atomic.LoadUintptr(&st.writer)&slowBit != 0; slow == wasSlow {
+		if slow := atomic.LoadUintptr(&st.m.writer)&slowBit != 0; slow == wasSlow {
 			t.Fatalf("round %d: slow mode %v before and after the write", round, slow)
 		}
 		if n := st.readers(); n != 0 {
 			t.Fatalf("round %d (from slow mode: %v): %d readers counted after every RUnlock", round, wasSlow, n)
 		}
-		if !st.rw.TryLock() {
-			t.Fatalf("round %d (from slow mode: %v): the slow lock is still held after every RUnlock", round, wasSlow)
+		if err := slowLockIdle(st); err != nil {
+			t.Fatalf("round %d (from slow mode: %v): %v", round, wasSlow, err)
 		}
-		st.rw.Unlock()
+	}
+}
+
+// TestRWMutexSlowModeEnds: in slow mode the timer (slowTick) keeps the
+// mode while writes go on, switches back to fast mode once they stop, and,
+// if a reader holds the lock at that moment, leaves the switch to the next
+// Lock.
+func TestRWMutexSlowModeEnds(t *testing.T) {
+	if !fenced() || !rseq.Features().Operations {
+		t.Skip("the modes are those of the mutex with sections and fences")
+	}
+	setRWMode(t, "slow")
+	rwFastAfter = int64(20 * time.Millisecond)
+	slow := func(m *RWMutex) bool { return atomic.LoadUintptr(&m.writer) == slowBit }
+
+	// Writes every 2 ms for 200 ms: ten periods, none without a write.
+	var m RWMutex
+	var writes int
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		m.Lock()
+		writes++
+		m.Unlock()
+		if !slow(&m) {
+			t.Fatal("the mutex left slow mode while writes went on every 2 ms (period 20 ms)")
+		}
+	}
+	// Then none: back to fast mode within two periods (and some slack).
+	start := time.Now()
+	eventually(t, "the mutex is back in fast mode", func() bool { return !slow(&m) })
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("back in fast mode %v after the last write, before a whole period", d)
+	}
+	if err := slowLockIdle(m.st.Load()); err != nil {
+		t.Fatal(err)
+	}
+	m.RLock() // a counted read lock now
+	if n := m.st.Load().readers(); n != 1 {
+		t.Fatalf("%d counted readers after an RLock in fast mode", n)
+	}
+	m.RUnlock()
+
+	// A reader holds the slow read lock through the periods without a
+	// write: the mutex stays slow, and the next Lock switches it back.
+	var m2 RWMutex
+	m2.Lock()
+	writes++
+	m2.Unlock()
+	m2.RLock()
+	st := m2.st.Load()
+	eventually(t, "a tick found no write", func() bool {
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+		return st.slowIdle
+	})
+	if !slow(&m2) {
+		t.Fatal("the timer left slow mode while a reader held the slow lock")
+	}
+	m2.RUnlock()
+	m2.Lock()
+	writes++
+	m2.Unlock()
+	if slow(&m2) {
+		t.Fatal("the Lock after an idle period left the mutex in slow mode")
+	}
+	if err := slowLockIdle(st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d writes", writes)
+}
+
+// TestRWMutexInlined: RLock and RUnlock are inlined (their slow-mode cost
+// is sync.RWMutex's only so), which a new Go release's inliner could
+// change: their cost is at the budget's edge (see RLock).
+func TestRWMutexInlined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package again")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	// The two architectures whose restartable sections the library runs.
+	for _, arch := range []string{"amd64", "arm64"} {
+		cmd := exec.Command(goTool, "build", "-gcflags=-m", "-o", os.DevNull, ".")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("GOARCH=%s go build -gcflags=-m: %v\n%s", arch, err, out)
+		}
+		for _, f := range []string{"(*RWMutex).RLock", "(*RWMutex).RUnlock"} {
+			if !strings.Contains(string(out), "can inline "+f+"\n") && !strings.Contains(string(out), "can inline "+f+" ") {
+				t.Errorf("%s is not inlined any more on linux/%s with %s: the slow mode's reads pay a call (go build -gcflags=-m=2 says why)", f, arch, runtime.Version())
+			}
+		}
 	}
 }

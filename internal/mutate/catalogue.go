@@ -106,7 +106,8 @@ const (
 	WrongIndex Kind = "wrong-index"
 	// WrongMode: a reader of percpu.RWMutex holds, or releases, the read
 	// lock of another mode than the one it took (a CPU's count, or the
-	// slow mode's sync.RWMutex) after a switch of mode.
+	// slow mode's shared count) after a switch of mode, or the mode
+	// switches when it should not.
 	WrongMode Kind = "wrong-mode"
 )
 
@@ -188,6 +189,9 @@ var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * ti
 // rwSwitchTest is percpu.RWMutex's test of mode switches with readers
 // waiting.
 var rwSwitchTest = Killer{Pkg: "./percpu", Run: "^TestRWMutexSwitchWithWaiters$", Timeout: 30 * time.Second, Short: true}
+
+// rwSlowEndsTest is percpu.RWMutex's test of the timer that ends slow mode.
+var rwSlowEndsTest = Killer{Pkg: "./percpu", Run: "^TestRWMutexSlowModeEnds$", Timeout: 30 * time.Second, Short: true}
 
 // amd64StaleSlot moves the index read of a section that returns its slot
 // (kept in R9) before the restart label.
@@ -660,13 +664,13 @@ var catalogue = []Mutant{
 	// whose RUnlock is lost, a writer that does not count the shared slot.
 	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\t\tif rseq.IncCPUIfZero(st.counts, &st.writer) {\n\t\t\t\tacquireAfterRLock(&st.writer)\n\t\t\t\treturn\n",
-			Replace: "\t\t\tif rseq.IncCPUIfZero(st.counts, new(uintptr)) {\n\t\t\t\tacquireAfterRLock(&st.writer)\n\t\t\t\treturn\n"}},
+			Find:    "&& rseq.IncCPUIfZero(c, &m.writer) {",
+			Replace: "&& rseq.IncCPUIfZero(c, new(uintptr)) {"}},
 		Kill: []Killer{rwmutexTests}},
 	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",
-			Find:    "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, -1) }",
-			Replace: "func runlockSection(st *rwState) { rseq.AddCPU(st.counts, 0) }"}},
+			Find:    "func runlockSection(counts unsafe.Pointer) { rseq.AddCPU(counts, -1) }",
+			Replace: "func runlockSection(counts unsafe.Pointer) { rseq.AddCPU(counts, 0) }"}},
 		Kill: []Killer{rwmutexTests}},
 	{Name: "go/percpu/RWMutex.announce/writer-unfenced", Kind: NoFence,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
@@ -675,22 +679,35 @@ var catalogue = []Mutant{
 		Kill: []Killer{rwmutexTests}},
 	// Mode switches with readers waiting (TestRWMutexSwitchWithWaiters):
 	// readers parked behind a writer that switches to slow mode handed a
-	// counted lock, a reader queued on the slow lock keeping it after the
-	// switch back, an RUnlock that does not look at the mode.
+	// counted lock, a reader waiting on the slow count that never
+	// withdraws after the switch back; an RUnlock that does not look at
+	// the mode (the inlined one, or its way out of line).
 	{Name: "go/percpu/RWMutex.waitWriter/handed-into-slow-mode", Kind: WrongMode, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
 			Find:    "\thanded := st.handedGen == gen+1\n",
 			Replace: "\thanded := true\n"}},
 		Kill: []Killer{rwSwitchTest}},
-	{Name: "go/percpu/RWMutex.RLock/slow-lock-kept-after-switch", Kind: WrongMode,
+	{Name: "go/percpu/RWMutex.slowWait/never-withdraws", Kind: WrongMode,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\t\tst.rw.RLock()\n\t\t\tif atomic.LoadUintptr(&st.writer) == slowBit {\n",
-			Replace: "\t\t\tst.rw.RLock()\n\t\t\tif true {\n"}},
+			Find:    "\t\tif atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw() {\n",
+			Replace: "\t\tif false && st.slowWithdraw() {\n"}},
 		Kill: []Killer{rwSwitchTest}},
+	{Name: "go/percpu/RWMutex.RUnlock/slow-count-skipped", Kind: WrongMode, Arch: "amd64",
+		Edits: []Edit{{File: "percpu/rwmutex_norace.go",
+			Find:    "\tif m.writer != slowBit || atomic.AddInt32(&m.slowReaders, -1) < rwMaxReaders {\n",
+			Replace: "\tif true || atomic.AddInt32(&m.slowReaders, -1) < rwMaxReaders {\n"}},
+		Kill: []Killer{rwmutexTests}},
+	// The timer that ends slow mode: one that does not look at the writes
+	// ends it while they go on.
+	{Name: "go/percpu/RWMutex.slowTick/writes-unread", Kind: WrongMode,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\tcase st.slowWrites != st.tickWrites:\n",
+			Replace: "\tcase false:\n"}},
+		Kill: []Killer{rwSlowEndsTest}},
 	{Name: "go/percpu/RWMutex.RUnlock/mode-unread", Kind: WrongMode,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "w&(slowBit|lockedBit) == 0 {",
-			Replace: "w&lockedBit == 0 {"}},
+			Find:    "c != nil && w&(slowBit|lockedBit) == 0 {",
+			Replace: "c != nil && w&lockedBit == 0 {"}},
 		Kill: []Killer{rwSwitchTest}},
 	{Name: "go/percpu/RWMutex.readers/shared-slot-skipped", Kind: SharedSlotSkipped,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
