@@ -141,7 +141,8 @@ type RWMutex struct {
 	// (slowLock takes it off). Outside slow mode the slow write lock is
 	// held, by no one (the zero RWMutex's 0 is that), so the count alone
 	// says whether a reader may take the slow read lock: it may while the
-	// count is rwMaxReaders or more. In fast mode readers only load it.
+	// count is rwMaxReaders or more. In fast mode readers do not touch it,
+	// but for one that read the mode wrong, which adds to it and withdraws.
 	slowReaders int32
 	// slowDeparting counts the readers a writer in slowLock still waits
 	// for; the last one out sends on slowWake.
@@ -174,6 +175,7 @@ type rwState struct {
 	fenced bool           // false: locked mode (see fenced)
 	ops    bool           // restartable sections run (else the fallback)
 	idle   uintptr        // the writer word of fast mode with no writer: lockedBit in locked mode, else 0
+	_      [line]byte
 
 	// The rest is the writers' (under wmu) and the parked readers'.
 
@@ -441,7 +443,7 @@ func (m *RWMutex) TryRLock() bool {
 		}
 		if w == slowBit {
 			// As in RLock, the count alone says whether the read lock
-			// is free: it is while the count is not negative.
+			// is free: it is while the count is rwMaxReaders or more.
 			for c := atomic.LoadInt32(&st.m.slowReaders); c >= rwMaxReaders; c = atomic.LoadInt32(&st.m.slowReaders) {
 				if atomic.CompareAndSwapInt32(&st.m.slowReaders, c, c+1) {
 					return true
