@@ -530,6 +530,11 @@ func (m *RWMutex) TryLock() bool {
 		return false
 	}
 	if err := st.announce(true); err != nil || st.readers() != 0 {
+		// A TryLock that fails switches no mode: slow mode stays (the
+		// slow readers it found hold their lock), and fast mode stays, as
+		// the counted readers that came before its fence still hold
+		// theirs; slow mode would release them on the slow count.
+		st.slowNext = err == errReaders
 		st.release()
 		return false
 	}

@@ -746,3 +746,43 @@ func TestRWMutexInlined(t *testing.T) {
 		}
 	}
 }
+
+// TestRWMutexTryLockKeepsMode: a TryLock that finds a counted reader after
+// its fence (one that committed before it) fails and leaves the mode as it
+// was, even where its write would have switched to slow mode: the reader
+// holds a counted read lock, which slow mode's RUnlock would release on
+// the slow count.
+func TestRWMutexTryLockKeepsMode(t *testing.T) {
+	if !fenced() || !rseq.Features().Operations {
+		t.Skip("the modes are those of the mutex with sections and fences")
+	}
+	setRWMode(t, "switching") // a write in fast mode switches to slow mode
+	var m RWMutex
+	st := m.state()
+	saved := fenceAllCPUs
+	defer func() { fenceAllCPUs = saved }()
+	// A reader that read the writer word as 0 and commits its increment
+	// before the fence, after TryLock's first look at the counts.
+	fenceAllCPUs = func() error {
+		atomic.AddUintptr(st.count(0), 1)
+		return saved()
+	}
+	if m.TryLock() {
+		t.Fatal("TryLock succeeded with a reader counted before its fence")
+	}
+	fenceAllCPUs = saved
+	if w := atomic.LoadUintptr(&m.writer); w != 0 {
+		t.Fatalf("writer word %#x after a failed TryLock in fast mode, want 0 (fast, no writer)", w)
+	}
+	atomic.AddUintptr(st.count(0), ^uintptr(0)) // the reader leaves
+	if err := slowLockIdle(st); err != nil {
+		t.Fatal(err)
+	}
+	if !m.TryLock() {
+		t.Fatal("TryLock failed on a free mutex")
+	}
+	m.Unlock()
+	if w := atomic.LoadUintptr(&m.writer); w != slowBit {
+		t.Fatalf("writer word %#x after a write in switching mode, want slowBit", w)
+	}
+}

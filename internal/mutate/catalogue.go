@@ -697,6 +697,13 @@ var catalogue = []Mutant{
 			Find:    "\tif m.writer != slowBit || atomic.AddInt32(&m.slowReaders, -1) < rwMaxReaders {\n",
 			Replace: "\tif true || atomic.AddInt32(&m.slowReaders, -1) < rwMaxReaders {\n"}},
 		Kill: []Killer{rwmutexTests}},
+	// A TryLock that fails after its fence, with a counted reader in,
+	// and switches to slow mode all the same.
+	{Name: "go/percpu/RWMutex.TryLock/failure-switches-mode", Kind: WrongMode,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\t\tst.slowNext = err == errReaders\n",
+			Replace: ""}},
+		Kill: []Killer{rwmutexTests}},
 	// The timer that ends slow mode: one that does not look at the writes
 	// ends it while they go on.
 	{Name: "go/percpu/RWMutex.slowTick/writes-unread", Kind: WrongMode,
