@@ -31,7 +31,8 @@ import (
 // the kernel offers them, so that the updaters of that CPU do not wait for
 // a thread that was scheduled out.
 //
-// Memory: rseq.Slots() shards of sizeof(T) + 128 bytes each.
+// Memory: rseq.Slots() shards of sizeof(T) + 128 bytes each, plus about
+// 300 bytes.
 //
 // T is an ordinary Go value: it may hold pointers, maps and slices, and
 // the function given to Update or Range may do anything with it except
@@ -46,8 +47,14 @@ type Value[T any] struct {
 }
 
 type valueState[T any] struct {
+	// Every Update loads these: the padding keeps them off the cache
+	// lines of whatever the allocator puts beside them (in the benchmark,
+	// the testing.PB that another goroutine writes at every iteration,
+	// which doubled Update's cost on two goroutines in four runs of six).
+	_      [line]byte
 	shards []valueShard[T]
 	fenced bool // false: locked mode (see fenced)
+	_      [line]byte
 }
 
 type valueShard[T any] struct {
