@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorseq/rseq"
+	"github.com/gorseq/rseq/internal/testenv"
 )
 
 // rwSections are the restartable sections RLock and RUnlock use, whose
@@ -662,24 +663,32 @@ func TestRWMutexSlowModeEnds(t *testing.T) {
 		t.Skip("the modes are those of the mutex with sections and fences")
 	}
 	setRWMode(t, "slow")
-	rwFastAfter = int64(20 * time.Millisecond)
+	// The timer's period: long beside the 2 ms between writes below, and
+	// longer in a guest, whose sleeps can take several times longer.
+	period := 20 * time.Millisecond
+	if testenv.InQemu() {
+		period = 100 * time.Millisecond
+	}
+	rwFastAfter = int64(period)
 	slow := func(m *RWMutex) bool { return atomic.LoadUintptr(&m.writer) == slowBit }
 
-	// Writes every 2 ms for 200 ms: ten periods, none without a write.
+	// Writes every 2 ms for ten periods, none without a write.
 	var m RWMutex
 	var writes int
-	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+	var lastWrite time.Time
+	for end := time.Now().Add(10 * period); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 		m.Lock()
 		writes++
 		m.Unlock()
+		lastWrite = time.Now()
 		if !slow(&m) {
-			t.Fatal("the mutex left slow mode while writes went on every 2 ms (period 20 ms)")
+			t.Fatalf("the mutex left slow mode while writes went on every 2 ms (period %v)", period)
 		}
 	}
-	// Then none: back to fast mode within two periods (and some slack).
-	start := time.Now()
+	// Then none: back to fast mode, not before a whole period has passed
+	// since the last write (the tick after it sees that write).
 	eventually(t, "the mutex is back in fast mode", func() bool { return !slow(&m) })
-	if d := time.Since(start); d < 20*time.Millisecond {
+	if d := time.Since(lastWrite); d < period {
 		t.Errorf("back in fast mode %v after the last write, before a whole period", d)
 	}
 	if err := slowLockIdle(m.st.Load()); err != nil {
