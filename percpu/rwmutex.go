@@ -223,10 +223,6 @@ type rwState struct {
 	// not taken theirs yet; slowWaiting counts those readers (tests look).
 	slowHanded  int32
 	slowWaiting atomic.Int32
-	// slowHandedFast is, under rmu, the number of counted read locks an
-	// Unlock outside slow mode handed to readers waiting in slowWait
-	// (handSlowWaiters) that have not taken theirs yet.
-	slowHandedFast int32
 }
 
 // rwMaxReaders is what slowLock takes off slowReaders and slowUnlock adds
@@ -370,13 +366,10 @@ func (st *rwState) rlockSlow() bool {
 
 // slowWait is called by a reader whose increment of slowReaders found the
 // slow write lock held. In slow mode a writer holds it, and the reader
-// waits until that writer hands it the read lock: the slow one if the
-// mutex stays in slow mode, a counted one if that writer's Unlock leaves
-// it (handSlowWaiters). Outside slow mode (the writer word read as slowBit
-// was out of date) the reader withdraws its increment, unless a writer
-// that went to slow mode has already counted it and hands it the read
-// lock. It reports whether a read lock is held (of the mode the writer
-// word now says).
+// waits until that writer hands it the read lock. Outside slow mode (the
+// writer word read as slowBit was out of date) the reader withdraws its
+// increment, unless a writer that went to slow mode has already counted
+// it and hands it the read lock. It reports whether the read lock is held.
 func (st *rwState) slowWait() bool {
 	st.rmu.Lock()
 	st.slowWaiting.Add(1)
@@ -384,16 +377,6 @@ func (st *rwState) slowWait() bool {
 	// readers that wait here: either the load below sees the word
 	// changed, or release sees this reader.
 	for st.slowHanded == 0 {
-		if st.slowHandedFast > 0 {
-			// An Unlock that left slow mode handed this reader a counted
-			// read lock (handSlowWaiters): its increment of the slow
-			// count goes, as the count's write lock stays held.
-			st.slowHandedFast--
-			st.slowWithdraw()
-			st.slowWaiting.Add(-1)
-			st.rmu.Unlock()
-			return true
-		}
 		if atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw() {
 			st.slowWaiting.Add(-1)
 			st.rmu.Unlock()
@@ -821,32 +804,12 @@ func (st *rwState) release() {
 	}
 	if w != slowBit {
 		st.lastUnlock = nanotime()
-		st.handSlowWaiters()
+		st.wakeSlowWaiters()
 	} else if st.slowHeld {
 		// After the writer word is slowBit, as readers check.
 		st.slowUnlock()
 	}
 	st.wmu.Unlock()
-}
-
-// handSlowWaiters hands a counted read lock to each reader waiting in
-// slowWait, as release does for the readers parked in waitWriter, when a
-// writer's Unlock leaves the mutex outside slow mode: they waited for
-// that writer, and get the lock before the next one (which counts them in
-// handoff). Called with wmu held, the writer word no longer slowBit. A
-// reader that registers after the load below sees the word changed, and
-// withdraws and tries again instead.
-func (st *rwState) handSlowWaiters() {
-	if st.slowWaiting.Load() == 0 {
-		return
-	}
-	st.rmu.Lock()
-	if n := st.slowWaiting.Load() - st.slowHandedFast; n > 0 {
-		st.handoff.Add(uintptr(n))
-		st.slowHandedFast += n
-		st.rcond.Broadcast()
-	}
-	st.rmu.Unlock()
 }
 
 // wakeSlowWaiters wakes the readers that wait in slowWait, once the writer
