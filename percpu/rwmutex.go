@@ -241,7 +241,9 @@ var (
 var fenceAllCPUs = rseq.FenceAll
 
 func newRWState(m *RWMutex) *rwState {
-	st := &rwState{m: m, n: rseq.Slots(), fenced: fenced(), ops: rseq.Features().Operations}
+	// slowHeld: outside slow mode the slow write lock is held, by no one
+	// (the zero RWMutex's slowReaders, 0, says so too).
+	st := &rwState{m: m, n: rseq.Slots(), fenced: fenced(), ops: rseq.Features().Operations, slowHeld: true}
 	if !st.fenced {
 		st.idle = lockedBit
 	}
@@ -272,7 +274,6 @@ func (m *RWMutex) setUp() *rwState {
 		return st
 	}
 	st := newRWState(m)
-	st.slowHeld = true
 	atomic.StoreUintptr(&m.writer, st.idle)
 	atomic.StorePointer(&m.counts, st.counts)
 	m.st.Store(st)
