@@ -213,15 +213,20 @@ type rwState struct {
 	rmu      sync.Mutex // guards the parked readers
 	rcond    sync.Cond  // on rmu: Unlock broadcasts
 	rwaiting atomic.Int32
-	gen      uint64 // under rmu: Unlock's count; parked readers wait for a change
-	// handedGen is, under rmu, the last gen whose Unlock handed the read
-	// lock to the readers parked before it (Unlock to slow mode wakes them
-	// to retry instead).
-	handedGen uint64
-	// slowHanded is, under rmu, the number of slow read locks the writers'
-	// slowUnlock handed to readers that wait in slowWait and have
-	// not taken theirs yet; slowWaiting counts those readers (tests look).
+	// gen counts, under rmu, the Unlocks that handed the read lock to
+	// readers parked in waitWriter; they wait for a change.
+	gen uint64
+
+	// The readers waiting in slowWait, under rmu. slowHanded is the
+	// number of slow read locks slowUnlock handed to readers that have
+	// not taken theirs yet (the mutex stays in slow mode). slowGen counts
+	// the Unlocks that left slow mode with readers waiting there: each
+	// hands a counted read lock to the slowFresh readers that came since
+	// the previous one (see release). slowWaiting counts them all, for
+	// release's look without rmu (and for tests).
 	slowHanded  int32
+	slowGen     uint64
+	slowFresh   int32
 	slowWaiting atomic.Int32
 }
 
@@ -367,28 +372,48 @@ func (st *rwState) rlockSlow() bool {
 
 // slowWait is called by a reader whose increment of slowReaders found the
 // slow write lock held. In slow mode a writer holds it, and the reader
-// waits until that writer hands it the read lock. Outside slow mode (the
-// writer word read as slowBit was out of date) the reader withdraws its
-// increment, unless a writer that went to slow mode has already counted
-// it and hands it the read lock. It reports whether the read lock is held.
+// waits for that writer: if the mutex stays in slow mode, slowUnlock hands
+// it the slow read lock; if the writer's Unlock leaves slow mode, release
+// hands it a counted read lock instead, and the reader withdraws its
+// increment (the slow write lock stays held outside slow mode). Either way
+// it gets the lock before the next writer, as for sync.RWMutex. Outside
+// slow mode (the writer word read as slowBit was out of date) the reader
+// withdraws its increment, unless a writer that went to slow mode has
+// already counted it and hands it the slow read lock. It reports whether
+// a read lock is held (of the mode the writer word says now).
 func (st *rwState) slowWait() bool {
 	st.rmu.Lock()
 	st.slowWaiting.Add(1)
-	// Release clears slowBit before it looks at slowWaiting and wakes the
-	// readers that wait here: either the load below sees the word
-	// changed, or release sees this reader.
-	for st.slowHanded == 0 {
-		if atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw() {
-			st.slowWaiting.Add(-1)
-			st.rmu.Unlock()
+	gen := st.slowGen
+	st.slowFresh++
+	defer func() {
+		if st.slowGen == gen {
+			st.slowFresh--
+		}
+		st.slowWaiting.Add(-1)
+		st.rmu.Unlock()
+	}()
+	// Release changes the writer word before it looks at slowWaiting and
+	// wakes the readers that wait here: either the load below sees the
+	// word changed, or release sees this reader.
+	for {
+		switch {
+		case st.slowHanded > 0:
+			st.slowHanded--
+			return true
+		case st.slowGen != gen:
+			// Handed a counted read lock by the Unlock that left slow
+			// mode: no writer can have come since (the next one waits
+			// for this reader), so the slow write lock is held still.
+			if !st.slowWithdraw() {
+				fatal("percpu: RWMutex: slow write lock free outside slow mode")
+			}
+			return true
+		case atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw():
 			return false
 		}
 		st.rcond.Wait()
 	}
-	st.slowHanded--
-	st.slowWaiting.Add(-1)
-	st.rmu.Unlock()
-	return true
 }
 
 // slowWithdraw takes back a waiting reader's increment of slowReaders if
@@ -645,16 +670,12 @@ func (st *rwState) slowLock(try bool) bool {
 }
 
 // slowUnlock releases the slow write lock, with the writer word slowBit,
-// and hands the read lock to the readers that came meanwhile (they wait in
-// slowWait).
-func (st *rwState) slowUnlock() {
+// counting the parked readers release hands the slow read lock to, and
+// returns the number of readers that came meanwhile (they wait in
+// slowWait, and release hands them the read lock).
+func (st *rwState) slowUnlock(parked int32) int32 {
 	st.slowHeld = false
-	if r := atomic.AddInt32(&st.m.slowReaders, rwMaxReaders) - rwMaxReaders; r > 0 {
-		st.rmu.Lock()
-		st.slowHanded += r
-		st.rcond.Broadcast()
-		st.rmu.Unlock()
-	}
+	return atomic.AddInt32(&st.m.slowReaders, rwMaxReaders+parked) - rwMaxReaders - parked
 }
 
 // setWriter stores the writer word with an atomic swap: a full barrier on
@@ -740,8 +761,10 @@ func (st *rwState) readerLeft() {
 }
 
 // waitWriter is called by a reader that found the writer bit set. It
-// returns true when the reader was handed the read lock by Unlock (it
-// parked), false when it should try RLock again.
+// returns true when the reader parked and Unlock handed it the read lock
+// (a counted one, or a slow one if the mutex went to slow mode: either way
+// RUnlock releases it as the writer word then says), false when it should
+// try RLock again.
 func (st *rwState) waitWriter() bool {
 	for i := 0; i < rwReaderSpins; i++ {
 		if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
@@ -762,18 +785,25 @@ func (st *rwState) waitWriter() bool {
 	for st.gen == gen {
 		st.rcond.Wait()
 	}
-	// Woken by the Unlock that made gen+1; a later one may have run
-	// already (if that one handed nothing over, this reader holds nothing
-	// that would hold it back).
-	handed := st.handedGen == gen+1
+	// Handed the read lock by the Unlock that made gen+1 (no later one
+	// can have run: the next writer waits for this reader).
 	st.rmu.Unlock()
-	return handed
+	return true
 }
 
-// release clears the writer bit and sets the mode announce chose, hands
-// the read lock to the readers parked meanwhile (or, if the mutex goes to
-// slow mode, wakes them to take the slow lock instead), releases the slow
-// lock if the writer holds it, and lets the next writer in.
+// release clears the writer bit and sets the mode announce chose, releases
+// the slow write lock if the writer holds it and the mutex stays in slow
+// mode, and lets the next writer in. The readers that waited for this
+// writer get the read lock first, of the mode the mutex is in now, before
+// the next writer can come (it needs wmu), as sync.RWMutex's Unlock hands
+// it to its waiting readers:
+//
+//   - those parked in waitWriter (with the writer bit set): a counted read
+//     lock (handoff, which the next writer's sum includes), or in slow mode
+//     a slow one (slowReaders, which the next writer's slowLock waits for);
+//   - those waiting in slowWait: the slow read lock if the mutex stays in
+//     slow mode (slowHanded, as slowUnlock found them); a counted one if it
+//     leaves slow mode (handoff and slowGen).
 func (st *rwState) release() {
 	st.held = false
 	w := st.idle
@@ -782,40 +812,68 @@ func (st *rwState) release() {
 	}
 	if atomic.LoadUintptr(&st.m.writer) != w {
 		// A writer staying in slow mode left the word alone (and no
-		// reader parks on it then).
+		// reader parks in waitWriter then).
 		st.setWriter(w)
 		if w == slowBit {
 			st.slowWrites, st.tickWrites, st.slowIdle = 0, 0, false
 			st.slowTimer.Reset(time.Duration(rwFastAfter))
 		}
 	}
-	if st.rwaiting.Load() != 0 {
+	// The writer word is stored (a swap: a full barrier) before these
+	// loads; a reader registers before it loads the word.
+	locked := st.rwaiting.Load() != 0 || w != slowBit && st.slowWaiting.Load() != 0
+	if locked {
 		st.rmu.Lock()
-		if n := st.rwaiting.Load(); n != 0 {
-			st.gen++
-			if w&slowBit == 0 {
-				// Before the next writer can read the sum (it needs wmu).
-				st.handoff.Add(uintptr(n))
-				st.handedGen = st.gen
-			}
-			st.rwaiting.Store(0)
-			st.rcond.Broadcast()
-		}
-		st.rmu.Unlock()
 	}
-	if w != slowBit {
+	var parked int32
+	if locked {
+		if parked = st.rwaiting.Load(); parked != 0 {
+			st.gen++
+			st.rwaiting.Store(0)
+		}
+	}
+	if w == slowBit {
+		// The parked readers' slow read locks, counted before any of
+		// them runs (it holds no rmu yet): with the release of the slow
+		// write lock, or by themselves if it is free (the word was
+		// slowBit already and this writer did not take it: a failed
+		// TryLock).
+		late := int32(0)
+		if st.slowHeld {
+			late = st.slowUnlock(parked) // after the word is slowBit, as readers check
+		} else if parked != 0 {
+			atomic.AddInt32(&st.m.slowReaders, parked)
+		}
+		if late > 0 {
+			if !locked {
+				st.rmu.Lock()
+				locked = true
+			}
+			st.slowHanded += late
+		}
+	} else {
 		st.lastUnlock = nanotime()
-		st.wakeSlowWaiters()
-	} else if st.slowHeld {
-		// After the writer word is slowBit, as readers check.
-		st.slowUnlock()
+		var fresh int32
+		if locked && st.slowFresh > 0 {
+			fresh = st.slowFresh
+			st.slowFresh = 0
+			st.slowGen++
+		}
+		if n := parked + fresh; n != 0 {
+			// Before the next writer can read the sum.
+			st.handoff.Add(uintptr(n))
+		}
+	}
+	if locked {
+		st.rcond.Broadcast()
+		st.rmu.Unlock()
 	}
 	st.wmu.Unlock()
 }
 
 // wakeSlowWaiters wakes the readers that wait in slowWait, once the writer
-// word is no longer slowBit: outside slow mode the slow write lock stays
-// held, and they withdraw.
+// word is no longer slowBit and no writer holds the lock (slowTick): the
+// slow write lock stays held outside slow mode, and they withdraw.
 func (st *rwState) wakeSlowWaiters() {
 	if st.slowWaiting.Load() != 0 {
 		st.rmu.Lock()

@@ -410,50 +410,66 @@ func testRWMutexSemantics(t *testing.T) {
 
 	// Writer preference: with a reader in and a writer waiting, new
 	// readers wait; when the writer is done, the readers that waited get
-	// the lock before the next writer.
-	m.RLock()
-	wGot := make(chan struct{})
-	go func() {
-		m.Lock()
-		close(wGot)
-	}()
+	// the lock before the next writer. Twice, with one more write between:
+	// in switching mode the first writer enters slow mode (its readers
+	// wait in waitWriter), the second leaves it (they wait in slowWait).
 	st := m.st.Load()
-	eventually(t, "the writer announced itself", func() bool { return writerWaits(st) })
-	if m.TryRLock() {
-		t.Fatal("TryRLock succeeded with a writer waiting")
-	}
-	rGot := make(chan struct{})
-	go func() {
+	for round := 0; round < 2; round++ {
 		m.RLock()
-		close(rGot)
-	}()
-	eventually(t, "the second reader parked", func() bool { return readerParked(st) })
-	select {
-	case <-wGot:
-		t.Fatal("the writer got the lock while a reader held it")
-	case <-rGot:
-		t.Fatal("a reader got in while a writer waited")
-	default:
-	}
-	m.RUnlock()
-	<-wGot
-	w2Got := make(chan struct{})
-	go func() {
-		m.Lock() // waits for the writer, then for the handed-over reader
-		close(w2Got)
-	}()
-	m.Unlock() // hands the lock to the parked reader
-	<-rGot
-	select {
-	case <-w2Got:
-		t.Fatal("the next writer got in before the reader the last one released")
-	case <-time.After(20 * time.Millisecond):
-	}
-	m.RUnlock()
-	<-w2Got
-	m.Unlock()
-	if n := st.readers(); n != 0 {
-		t.Fatalf("readers' sum %d at the end", n)
+		wGot := make(chan struct{})
+		go func() {
+			m.Lock()
+			close(wGot)
+		}()
+		eventually(t, "the writer announced itself", func() bool { return writerWaits(st) })
+		if m.TryRLock() {
+			t.Fatal("TryRLock succeeded with a writer waiting")
+		}
+		rGot := make(chan struct{})
+		go func() {
+			m.RLock()
+			close(rGot)
+		}()
+		eventually(t, "the second reader parked", func() bool { return readerParked(st) })
+		select {
+		case <-wGot:
+			t.Fatal("the writer got the lock while a reader held it")
+		case <-rGot:
+			t.Fatal("a reader got in while a writer waited")
+		default:
+		}
+		m.RUnlock()
+		<-wGot
+		w2Got := make(chan struct{})
+		go func() {
+			m.Lock() // waits for the writer, then for the handed-over reader
+			close(w2Got)
+		}()
+		// Let the next writer block on the writers' lock first: Unlock then
+		// wakes it after the reader, and with one P it runs before the reader.
+		time.Sleep(time.Millisecond)
+		m.Unlock() // hands the lock to the parked reader
+		select {
+		case <-rGot:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the reader parked behind the writer did not get the lock when it unlocked (the next writer got in first?)", round)
+		}
+		select {
+		case <-w2Got:
+			t.Fatal("the next writer got in before the reader the last one released")
+		case <-time.After(20 * time.Millisecond):
+		}
+		m.RUnlock()
+		<-w2Got
+		m.Unlock()
+		if n := st.readers(); n != 0 {
+			t.Fatalf("round %d: readers' sum %d at the end", round, n)
+		}
+		if err := slowLockIdle(st); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		m.Lock()
+		m.Unlock()
 	}
 
 	func() {
@@ -469,10 +485,20 @@ func testRWMutexSemantics(t *testing.T) {
 // TestRWMutexSemantics: TryLock, TryRLock, RLocker, writer preference and
 // the hand-over to parked readers, and the misuse check of Unlock, in every
 // mode.
+//
+// With one P ("oneP"), a reader woken by Unlock runs only after the
+// goroutine that unlocked blocks, by which time the next writer has run:
+// the hand-over must have given the reader its lock already (the one that
+// left it to the reader lost it to the next writer in switching mode).
 func TestRWMutexSemantics(t *testing.T) {
 	withRWModes(t, testRWMutexSemantics)
 	withLocked(t, testRWMutexSemantics)
 	t.Run("spinless", func(t *testing.T) {
+		forceParking(t)
+		withRWModes(t, testRWMutexSemantics)
+	})
+	t.Run("oneP", func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		forceParking(t)
 		withRWModes(t, testRWMutexSemantics)
 	})
@@ -636,8 +662,20 @@ func TestRWMutexSwitchWithWaiters(t *testing.T) {
 			close(got)
 		}()
 		eventually(t, "the second reader parked", func() bool { return readerParked(st) })
+		handoff := st.handoff.Load()
 		m.RUnlock()
 		<-wrote
+		// The writer's Unlock handed the waiting reader its read lock
+		// (which it holds until the test takes its value), before the
+		// next writer could come: a counted one if the mutex left slow
+		// mode, a slow one if it entered it.
+		handed, slow := st.handoff.Load()-handoff, atomic.LoadInt32(&st.m.slowReaders)
+		switch {
+		case wasSlow && (handed != 1 || slow >= rwMaxReaders):
+			t.Fatalf("round %d, from slow mode: Unlock handed %d counted read locks, want 1 (slow count %#x, want its write lock held)", round, handed, slow)
+		case !wasSlow && (handed != 0 || slow != rwMaxReaders+1):
+			t.Fatalf("round %d, to slow mode: Unlock handed %d counted read locks and the slow count is %#x, want 0 and rwMaxReaders+1", round, handed, slow)
+		}
 		if v := <-got; v != round+1 {
 			t.Fatalf("round %d: the waiting reader read %d, want %d", round, v, round+1)
 		}
@@ -793,5 +831,39 @@ func TestRWMutexTryLockKeepsMode(t *testing.T) {
 	m.Unlock()
 	if w := atomic.LoadUintptr(&m.writer); w != slowBit {
 		t.Fatalf("writer word %#x after a write in switching mode, want slowBit", w)
+	}
+}
+
+// TestRWMutexStalePeek: a reader that read the writer word as slowBit
+// after the mutex left slow mode (its RLock added to the slow count and
+// found the count's write lock held, by no one) withdraws its increment
+// and takes a counted read lock, without waiting for anyone.
+func TestRWMutexStalePeek(t *testing.T) {
+	if !fenced() || !rseq.Features().Operations {
+		t.Skip("the modes are those of the mutex with sections and fences")
+	}
+	setRWMode(t, "fast")
+	var m RWMutex
+	st := m.state()
+	atomic.AddInt32(&m.slowReaders, 1) // what RLock's inlined code did
+	done := make(chan struct{})
+	go func() {
+		rlock(&m, true)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reader whose look at the mode was out of date waits with no writer there")
+	}
+	if n := st.readers(); n != 1 {
+		t.Fatalf("%d counted readers, want 1", n)
+	}
+	m.RUnlock()
+	if err := slowLockIdle(st); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.readers(); n != 0 {
+		t.Fatalf("%d counted readers after RUnlock", n)
 	}
 }

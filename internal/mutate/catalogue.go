@@ -188,7 +188,7 @@ var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * ti
 
 // rwSwitchTest is percpu.RWMutex's test of mode switches with readers
 // waiting.
-var rwSwitchTest = Killer{Pkg: "./percpu", Run: "^TestRWMutexSwitchWithWaiters$", Timeout: 30 * time.Second, Short: true}
+var rwSwitchTest = Killer{Pkg: "./percpu", Run: "^TestRWMutex(SwitchWithWaiters|StalePeek)$", Timeout: 30 * time.Second, Short: true}
 
 // rwSlowEndsTest is percpu.RWMutex's test of the timer that ends slow mode.
 var rwSlowEndsTest = Killer{Pkg: "./percpu", Run: "^TestRWMutexSlowModeEnds$", Timeout: 30 * time.Second, Short: true}
@@ -677,20 +677,28 @@ var catalogue = []Mutant{
 			Find:    "\tst.setWriter(writerBit)\n\tif err := st.excludeReaders(); err != nil {\n",
 			Replace: "\tst.setWriter(writerBit)\n\tif err := error(nil); err != nil {\n"}},
 		Kill: []Killer{rwmutexTests}},
-	// Mode switches with readers waiting (TestRWMutexSwitchWithWaiters):
-	// readers parked behind a writer that switches to slow mode handed a
-	// counted lock, a reader waiting on the slow count that never
-	// withdraws after the switch back; an RUnlock that does not look at
-	// the mode (the inlined one, or its way out of line).
-	{Name: "go/percpu/RWMutex.waitWriter/handed-into-slow-mode", Kind: WrongMode, CI: true,
+	// Mode switches with readers waiting (TestRWMutexSwitchWithWaiters,
+	// TestRWMutexSemantics): readers parked behind a writer that switches
+	// to slow mode handed a read lock the slow count does not hold, or
+	// readers waiting on the slow count behind one that leaves it not
+	// handed a counted one (they race the next writer); a reader waiting
+	// on the slow count that never withdraws after the switch back; an
+	// RUnlock that does not look at the mode (the inlined one, or its way
+	// out of line).
+	{Name: "go/percpu/RWMutex.release/slow-hand-over-uncounted", Kind: WrongMode, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\thanded := st.handedGen == gen+1\n",
-			Replace: "\thanded := true\n"}},
+			Find:    "\t\t\tlate = st.slowUnlock(parked)",
+			Replace: "\t\t\tlate = st.slowUnlock(0)"}},
 		Kill: []Killer{rwSwitchTest}},
+	{Name: "go/percpu/RWMutex.release/slow-waiters-not-handed", Kind: WrongMode,
+		Edits: []Edit{{File: "percpu/rwmutex.go",
+			Find:    "\t\tif locked && st.slowFresh > 0 {\n",
+			Replace: "\t\tif false && locked && st.slowFresh > 0 {\n"}},
+		Kill: []Killer{rwmutexTests}},
 	{Name: "go/percpu/RWMutex.slowWait/never-withdraws", Kind: WrongMode,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "\t\tif atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw() {\n",
-			Replace: "\t\tif false && st.slowWithdraw() {\n"}},
+			Find:    "\t\tcase atomic.LoadUintptr(&st.m.writer) != slowBit && st.slowWithdraw():\n",
+			Replace: "\t\tcase false && st.slowWithdraw():\n"}},
 		Kill: []Killer{rwSwitchTest}},
 	{Name: "go/percpu/RWMutex.RUnlock/slow-count-skipped", Kind: WrongMode, Arch: "amd64",
 		Edits: []Edit{{File: "percpu/rwmutex_norace.go",
