@@ -65,6 +65,9 @@ import (
 // writer holds it. A Lock that comes less than 20 µs after the previous
 // Unlock switches to slow mode (that writer fences and waits for the
 // counted readers like any fast-mode writer, and its Unlock sets the mode).
+// An Unlock that switches the mode hands the readers that waited for it
+// the read lock of the new mode, so that they still come before the next
+// writer (see rwState.release).
 // In slow mode a timer looks every millisecond: after a whole millisecond
 // without a write it switches the mutex back (no fence: no section has
 // committed since), or leaves that to the next Lock if readers hold the
