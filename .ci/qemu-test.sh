@@ -622,7 +622,8 @@ for n in "${names[@]}"; do
 	else
 		echo "FAIL $n: $res; $counts"
 		# The first failed test of the binary's output, else its first
-		# panic (with the tests that were running, if it timed out).
+		# panic (with the tests that were running, if it timed out), else
+		# a FAIL line of its TestMain (the abort ledger's).
 		firstfail=$(awk -v n="$n" '
 			{ sub(/\r$/, "") }
 			/QEMU-TEST-RESULT / { if ($2 == n) { print (ff != "" ? "first failure " ff : pn); exit } ff = pn = ""; rt = nr = 0 }
@@ -630,7 +631,8 @@ for n in "${names[@]}"; do
 			rt && /^[ \t]+running tests:/ { next }
 			rt && /^[ \t]+Test/ { sub(/^[ \t]+/, ""); pn = pn (nr++ ? ", " : "; running ") $0; next }
 			{ rt = 0 }
-			/^panic: / && pn == "" { pn = substr($0, 1, 100); rt = /test timed out/ }' "$work/console")
+			/^panic: / && pn == "" { pn = substr($0, 1, 100); rt = /test timed out/ }
+			/^FAIL: / && pn == "" { pn = substr($0, 1, 200) }' "$work/console")
 		why="${res#"$n "}${firstfail:+, $firstfail}"
 		# What the failed tests said (their t.Error and t.Fatal lines,
 		# the FAIL lines and any panic), the last 30 lines of it: the
@@ -646,6 +648,7 @@ for n in "${names[@]}"; do
 			/^[ \t]+[A-Za-z0-9_]+_test\.go:[0-9]+: / || /^        / { cur = cur $0 "\n" }
 			/^--- FAIL: / { out = out cur $0 "\n"; cur = ""; after = 1 }
 			/^panic: / { out = out $0 "\n" }
+			/^FAIL: / || /^qemu: aborts over the run/ { out = out $0 "\n" }
 			END { printf "%s", out }' "$work/console" | tail -n 30)
 		if [ -n "$detail" ]; then
 			echo "--- what $n's failed tests said (last 30 lines):"

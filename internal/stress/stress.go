@@ -5,7 +5,8 @@
 // Start turns on, until the returned stop function is called:
 //
 //   - a CPU profile at a high rate (SIGPROF on every thread, many times per
-//     scheduler tick), written to io.Discard;
+//     scheduler tick), written to io.Discard, where signals are cheap (see
+//     SlowSignal);
 //   - an affinity storm: a goroutine that keeps moving every thread of the
 //     process between CPUs with sched_setaffinity, using random non-empty
 //     subsets of the CPUs the process was allowed at the start;
@@ -72,7 +73,8 @@ type Options struct {
 	NoGOMAXPROCS  bool
 	NoSignals     bool
 
-	// ProfileRate is the CPU profile's rate in Hz (default 5000).
+	// ProfileRate is the CPU profile's rate in Hz (default 5000). Set,
+	// it also keeps the profile on where signals are slow (SlowSignal).
 	ProfileRate int
 	// GOMAXPROCS is the value set while the fire burns (default
 	// 2*runtime.NumCPU()+1).
@@ -110,9 +112,24 @@ type Stats struct {
 	GOMAXPROCS int
 	// Signals counts the signals the storm delivered.
 	Signals int64
+	// SignalCost is what one signal to the calling thread cost at the
+	// start (0 where not measured): see SlowSignal.
+	SignalCost time.Duration
 	// Duration is how long the fire burned.
 	Duration time.Duration
 }
+
+// SlowSignal is the cost of a signal above which the fire runs no CPU
+// profile unless a rate is asked for (Options.ProfileRate). A signal to
+// the calling thread costs about 3 µs on x86-64 hardware, and 40 to 60 µs
+// in an arm64 guest under qemu's TCG on a 2-core x86-64 host. There the
+// profile starved the process whenever the host gave the guest less CPU:
+// with it, an exactness test ran 54k operations in 60 s and its fire's
+// own goroutines almost never ran (1 GC, 7 affinity calls, 9 signals);
+// without it, 228k operations in 0.8 s, with 32 affinity calls and 105
+// signals (the signal storm interrupts sections there instead). Even at
+// 100 Hz the profile made that test take 30 s.
+const SlowSignal = 20 * time.Microsecond
 
 var one sync.Mutex // held while a fire burns
 
@@ -143,18 +160,19 @@ type fire struct {
 	wg    sync.WaitGroup
 	start time.Time
 
-	profiling bool
-	oldProcs  int
-	setProcs  int
-	origMask  cpuSet
-	haveMask  bool
-	affCalls  atomic.Int64
-	affRounds atomic.Int64
-	gcs       atomic.Int64
-	killed    atomic.Int64
-	signals   atomic.Int64
-	tidMu     sync.Mutex
-	tids      map[int]bool
+	profiling  bool
+	signalCost time.Duration
+	oldProcs   int
+	setProcs   int
+	origMask   cpuSet
+	haveMask   bool
+	affCalls   atomic.Int64
+	affRounds  atomic.Int64
+	gcs        atomic.Int64
+	killed     atomic.Int64
+	signals    atomic.Int64
+	tidMu      sync.Mutex
+	tids       map[int]bool
 }
 
 func (f *fire) begin() {
@@ -166,6 +184,12 @@ func (f *fire) begin() {
 		}
 		f.setProcs = n
 		f.oldProcs = runtime.GOMAXPROCS(n)
+	}
+	if !o.NoProfile && o.ProfileRate == 0 {
+		if f.signalCost = signalCost(); f.signalCost > SlowSignal {
+			f.t.Logf("stress: CPU profile off: a signal costs %v here, more than %v (an emulator): profiling would starve the test", f.signalCost, SlowSignal)
+			o.NoProfile = true
+		}
 	}
 	if !o.NoProfile {
 		rate := o.ProfileRate
@@ -249,10 +273,11 @@ func (f *fire) end() Stats {
 		DistinctTIDs:   distinct,
 		GOMAXPROCS:     f.setProcs,
 		Signals:        f.signals.Load(),
+		SignalCost:     f.signalCost,
 		Duration:       time.Since(f.start),
 	}
-	f.t.Logf("stress: %v: profile=%v affinity calls=%d gcs=%d threads killed=%d (distinct tids %d) gomaxprocs=%d signals=%d",
-		st.Duration.Round(time.Millisecond), st.Profiling, st.AffinityCalls, st.GCs, st.ThreadsKilled, st.DistinctTIDs, st.GOMAXPROCS, st.Signals)
+	f.t.Logf("stress: %v: profile=%v affinity calls=%d gcs=%d threads killed=%d (distinct tids %d) gomaxprocs=%d signals=%d (a signal cost %v)",
+		st.Duration.Round(time.Millisecond), st.Profiling, st.AffinityCalls, st.GCs, st.ThreadsKilled, st.DistinctTIDs, st.GOMAXPROCS, st.Signals, st.SignalCost)
 	return st
 }
 

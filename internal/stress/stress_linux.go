@@ -5,6 +5,7 @@ package stress
 import (
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,4 +75,24 @@ func (f *fire) signalStorm() {
 		}
 		_ = unix.Nanosleep(&ts, nil)
 	}
+}
+
+// signalCost measures what one signal costs this process: the round trip
+// of a SIGURG sent to the calling thread (the system call, the delivery,
+// Go's handler and the return). It returns the median of 15, which a
+// preemption in the middle of one does not move; 0 if tgkill fails.
+func signalCost() time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	var d [15]time.Duration
+	for i := range d {
+		start := time.Now()
+		if unix.Tgkill(pid, tid, unix.SIGURG) != nil {
+			return 0
+		}
+		d[i] = time.Since(start)
+	}
+	slices.Sort(d[:])
+	return d[len(d)/2]
 }

@@ -40,8 +40,13 @@ func TestFire(t *testing.T) {
 	wg.Wait()
 	st := stop()
 
-	if !st.Profiling {
-		t.Errorf("CPU profile did not run")
+	switch {
+	case st.SignalCost <= 0:
+		t.Errorf("signal cost not measured: %v", st.SignalCost)
+	case !st.Profiling && st.SignalCost <= SlowSignal:
+		t.Errorf("CPU profile did not run (a signal cost %v)", st.SignalCost)
+	case st.Profiling && st.SignalCost > SlowSignal:
+		t.Errorf("CPU profile ran where a signal costs %v", st.SignalCost)
 	}
 	if st.AffinityCalls == 0 || st.AffinityRounds == 0 {
 		t.Errorf("affinity storm made %d calls in %d rounds", st.AffinityCalls, st.AffinityRounds)
