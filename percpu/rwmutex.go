@@ -545,7 +545,9 @@ func (m *RWMutex) Lock() {
 		st.release()
 		panic("percpu: RWMutex.Lock: " + err.Error())
 	}
-	st.waitReaders()
+	if atomic.LoadUintptr(&m.writer)&writerBit != 0 {
+		st.waitReaders() // not in slow mode: no counted reader there
+	}
 	st.held = true
 	st.slice = rseq.SliceRequest()
 }
