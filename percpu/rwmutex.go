@@ -546,7 +546,7 @@ func (m *RWMutex) Lock() {
 		panic("percpu: RWMutex.Lock: " + err.Error())
 	}
 	if atomic.LoadUintptr(&m.writer)&writerBit != 0 {
-		st.waitReaders() // not in slow mode: no counted reader there
+		st.waitReaders() // a writer staying in slow mode has none to wait for
 	}
 	st.held = true
 	st.slice = rseq.SliceRequest()
@@ -735,12 +735,9 @@ func (st *rwState) readers() int {
 // before the writer's reads (announce's fence, or the fallback's locks, or
 // locked mode's atomic instructions), until no counted reader holds the
 // lock: spinning briefly, then parking until a reader's RUnlock, which
-// saw the writer bit, wakes it. A writer that stays in slow mode has no
-// counted reader to wait for.
+// saw the writer bit, wakes it. Lock calls it only with the writer bit
+// set: a writer that stays in slow mode has no counted reader to wait for.
 func (st *rwState) waitReaders() {
-	if atomic.LoadUintptr(&st.m.writer)&writerBit == 0 {
-		return
-	}
 	// A token left by a reader of an earlier writer means nothing now; a
 	// token taken here was sent after its reader's decrement, which the
 	// reads below see.
@@ -826,40 +823,35 @@ func (st *rwState) release() {
 	}
 	// The writer word is stored (a swap: a full barrier) before these
 	// loads; a reader registers before it loads the word.
-	locked := st.rwaiting.Load() != 0 || w != slowBit && st.slowWaiting.Load() != 0
-	if locked {
-		st.rmu.Lock()
-	}
+	rmuHeld := st.rwaiting.Load() != 0 || w != slowBit && st.slowWaiting.Load() != 0
 	var parked int32
-	if locked {
+	if rmuHeld {
+		st.rmu.Lock()
 		if parked = st.rwaiting.Load(); parked != 0 {
 			st.gen++
 			st.rwaiting.Store(0)
 		}
 	}
 	if w == slowBit {
-		// The parked readers' slow read locks, counted before any of
-		// them runs (it holds no rmu yet): with the release of the slow
-		// write lock, or by themselves if it is free (the word was
-		// slowBit already and this writer did not take it: a failed
-		// TryLock).
-		late := int32(0)
+		// The parked readers' slow read locks, counted with the release
+		// of the slow write lock, before any of them runs (it needs
+		// rmu). Readers park only behind a fast-mode writer, which
+		// holds the slow write lock (by no one's account); a failed
+		// TryLock in slow mode did not take it, and has none parked.
 		if st.slowHeld {
-			late = st.slowUnlock(parked) // after the word is slowBit, as readers check
-		} else if parked != 0 {
-			atomic.AddInt32(&st.m.slowReaders, parked)
-		}
-		if late > 0 {
-			if !locked {
-				st.rmu.Lock()
-				locked = true
+			// After the word is slowBit, as readers check.
+			if late := st.slowUnlock(parked); late > 0 {
+				if !rmuHeld {
+					st.rmu.Lock()
+					rmuHeld = true
+				}
+				st.slowHanded += late
 			}
-			st.slowHanded += late
 		}
 	} else {
 		st.lastUnlock = nanotime()
 		var fresh int32
-		if locked && st.slowFresh > 0 {
+		if rmuHeld && st.slowFresh > 0 {
 			fresh = st.slowFresh
 			st.slowFresh = 0
 			st.slowGen++
@@ -869,7 +861,7 @@ func (st *rwState) release() {
 			st.handoff.Add(uintptr(n))
 		}
 	}
-	if locked {
+	if rmuHeld {
 		st.rcond.Broadcast()
 		st.rmu.Unlock()
 	}
