@@ -6,12 +6,17 @@ package rseq
 // 64-bit words compared as uintptr.
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,25 +25,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// faultWatch serves the page faults of a memory region with userfaultfd,
-// and checks at each one that a given lock is held: a thread that touches
-// the region stops in the kernel until a goroutine of the test resolves
-// its fault, which is when the lock is looked at. The first access to each
-// page of the region after arm faults, so every page an operation touches
-// is checked at the first touch.
-type faultWatch struct {
-	fd     int
-	mem    []byte // the watched region (anonymous, registered)
-	shadow []byte // what the region holds while its pages are out
-	ps     int
-	// lock is the mutex that must be held at every fault (nil: none).
-	lock       atomic.Pointer[sync.Mutex]
-	faults     atomic.Int64 // faults checked
-	violations atomic.Int64 // of them, found the lock free
-	stop       chan struct{}
-	done       chan struct{}
-	err        atomic.Pointer[error]
-}
+// The check below runs in two processes. The fallbacks run in a child (the
+// test binary again), on a region of memory whose pages fault at their
+// first touch (userfaultfd); the parent serves those faults, and at each one
+// looks at the lock that must be held. A thread stopped in a fault keeps its
+// P, and its goroutine cannot be preempted where it stopped (in memclr, for
+// instance): had the server been a goroutine of the same process, a garbage
+// collection starting then would wait for the faulting thread while the
+// server waited for a P, for ever. Here the server's runtime is another
+// process's, and the child's faults are always served.
+//
+// The child tells the parent, over a pair of pipes, where its region lies
+// and which descriptors hold its userfaultfd and its shadow of the region
+// (a memfd: what the pages hold while they are out). The parent takes both
+// descriptors with pidfd_getfd, resolves each fault with UFFDIO_COPY from
+// its own mapping of the shadow, and reads the child's lock word through
+// /proc/<pid>/mem. Pipes, not a Unix socket: the minimal kernel of the
+// 7.3-slice guest has no AF_UNIX.
+
+// faultWatchEnv names the child's two pipe descriptors (requests, replies).
+const faultWatchEnv = "GORSEQ_FAULTWATCH_FDS"
 
 // userfaultfd ABI (include/uapi/linux/userfaultfd.h).
 const (
@@ -51,54 +57,238 @@ const (
 	uffdEventPagefult = 0x12       // UFFD_EVENT_PAGEFAULT
 )
 
-func newFaultWatch(pages int) (*faultWatch, error) {
-	fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+// The child's requests are four words: the request and three arguments.
+// The server's replies are four words too: 0 or an errno, and three results.
+const (
+	// reqHello: the region lies at a and is b bytes long; c holds the
+	// child's descriptors of its userfaultfd (low half) and of its shadow
+	// memfd (high half), which the server takes. Reply: nothing.
+	reqHello = 1 + iota
+	// reqWatch: the sync.Mutex at a must be held at each fault from now
+	// on (0: none); the counts start again. Reply: nothing.
+	reqWatch
+	// reqProbe: reply 1 if the watched mutex reads locked now, else 0.
+	reqProbe
+	// reqCounts: reply the faults checked and, of them, those that found
+	// the mutex free, since the last reqWatch.
+	reqCounts
+)
+
+// mutexLocked is the locked bit of a sync.Mutex's first word (its state,
+// internal/sync.Mutex). The child proves it before each case: it locks
+// and unlocks the mutex and has the server read it each time.
+const mutexLocked = 1
+
+// faultMsg is a request or a reply.
+type faultMsg [4]uint64
+
+// faultLink is one end of the pipes between the child and the server.
+type faultLink struct{ r, w *os.File }
+
+func (l faultLink) send(m faultMsg) error {
+	_, err := l.w.Write((*[32]byte)(unsafe.Pointer(&m))[:])
+	return err
+}
+
+// recv returns io.EOF when the other side is gone before a message.
+func (l faultLink) recv() (faultMsg, error) {
+	var m faultMsg
+	_, err := io.ReadFull(l.r, (*[32]byte)(unsafe.Pointer(&m))[:])
+	return m, err
+}
+
+// faultClient is the child's side: the watched region and its link.
+type faultClient struct {
+	link   faultLink
+	mem    []byte // the watched region (anonymous, private, registered)
+	shadow []byte // a shared memfd mapping: the region's contents while out
+}
+
+// dialFaultServer sets up a watched region of the given number of pages
+// and hands its userfaultfd and shadow to the server.
+func dialFaultServer(link faultLink, pages int) (*faultClient, error) {
+	uffd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
 	if e == unix.EINVAL { // before Linux 5.11: no UFFD_USER_MODE_ONLY
-		fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
+		uffd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
 	}
 	if e != 0 {
 		return nil, fmt.Errorf("userfaultfd: %w", e)
 	}
-	w := &faultWatch{fd: int(fd), ps: os.Getpagesize(), stop: make(chan struct{}), done: make(chan struct{})}
+	// Once the server has its copy, it holds the only one: should it die,
+	// the kernel releases the userfaultfd and the faults resolve by
+	// themselves instead of waiting for ever.
+	defer unix.Close(int(uffd))
 	api := [3]uint64{uffdAPI, 0, 0}
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api))); e != 0 {
-		unix.Close(w.fd)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uffd, uffdioAPI, uintptr(unsafe.Pointer(&api))); e != 0 {
 		return nil, fmt.Errorf("UFFDIO_API: %w", e)
 	}
-	mem, err := unix.Mmap(-1, 0, pages*w.ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	size := pages * os.Getpagesize()
+	mfd, err := unix.MemfdCreate("gorseq-faultwatch-shadow", unix.MFD_CLOEXEC)
 	if err != nil {
-		unix.Close(w.fd)
-		return nil, err
+		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	w.mem, w.shadow = mem, make([]byte, len(mem))
-	reg := [4]uint64{uint64(uintptr(unsafe.Pointer(&mem[0]))), uint64(len(mem)), uffdRegisterMiss, 0}
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioRegister, uintptr(unsafe.Pointer(&reg))); e != 0 {
-		unix.Munmap(mem)
-		unix.Close(w.fd)
+	defer unix.Close(mfd)
+	if err := unix.Ftruncate(mfd, int64(size)); err != nil {
+		return nil, fmt.Errorf("ftruncate of the shadow memfd: %w", err)
+	}
+	c := &faultClient{link: link}
+	if c.shadow, err = unix.Mmap(mfd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return nil, fmt.Errorf("mmap of the shadow memfd: %w", err)
+	}
+	if c.mem, err = unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err != nil {
+		return nil, fmt.Errorf("mmap of the region: %w", err)
+	}
+	reg := [4]uint64{uint64(uintptr(unsafe.Pointer(&c.mem[0]))), uint64(size), uffdRegisterMiss, 0}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uffd, uffdioRegister, uintptr(unsafe.Pointer(&reg))); e != 0 {
 		return nil, fmt.Errorf("UFFDIO_REGISTER: %w", e)
 	}
-	go w.serve()
-	return w, nil
+	if _, _, err := c.ask(reqHello, uint64(uintptr(unsafe.Pointer(&c.mem[0]))), uint64(size), uint64(uffd)|uint64(mfd)<<32); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ask sends a request and returns the server's first two results; a
+// failed request returns the errno the server sent.
+func (c *faultClient) ask(op, a, b, cc uint64) (uint64, uint64, error) {
+	if err := c.link.send(faultMsg{op, a, b, cc}); err != nil {
+		return 0, 0, fmt.Errorf("request %d to the fault server: %w", op, err)
+	}
+	rep, err := c.link.recv()
+	switch {
+	case err != nil:
+		return 0, 0, fmt.Errorf("reply %d of the fault server: %w", op, err)
+	case rep[0] != 0:
+		return 0, 0, fmt.Errorf("fault server, request %d: %w", op, unix.Errno(rep[0]))
+	}
+	return rep[1], rep[2], nil
+}
+
+// arm takes every page of the region out (their contents kept in the
+// shadow), so that the next access to each faults.
+func (c *faultClient) arm() error {
+	copy(c.shadow, c.mem)
+	return unix.Madvise(c.mem, unix.MADV_DONTNEED)
+}
+
+// faultServer is the parent's side: it serves the child's faults.
+type faultServer struct {
+	pid        int
+	uffd       int            // the child's userfaultfd (-1: none yet)
+	shadow     []byte         // the child's shadow memfd, mapped here
+	region     uintptr        // the region's address in the child
+	ps         uintptr        // the page size
+	childMem   *os.File       // /proc/<pid>/mem of the child
+	lock       atomic.Uintptr // the address of the mutex to check (0: none)
+	faults     atomic.Int64   // faults checked since the last watch
+	violations atomic.Int64   // of them, found the mutex free
+	stop       chan struct{}
+	done       chan struct{}
+	err        atomic.Pointer[error]
+}
+
+// serveFaultClient answers the child's requests, and serves its faults
+// from its hello on, until the child closes its end of the pipes.
+func serveFaultClient(link faultLink, pid int) error {
+	s := &faultServer{pid: pid, uffd: -1, ps: uintptr(os.Getpagesize())}
+	defer s.close()
+	for {
+		req, err := link.recv()
+		if err == io.EOF {
+			return s.close()
+		}
+		if err != nil {
+			return fmt.Errorf("reading the child's request: %w", err)
+		}
+		var rep faultMsg
+		switch req[0] {
+		case reqHello:
+			if err := s.start(uintptr(req[1]), int(req[2]), int(uint32(req[3])), int(req[3]>>32)); err != nil {
+				var errno unix.Errno
+				if !errors.As(err, &errno) {
+					return err
+				}
+				rep[0] = uint64(errno) // the child skips or fails, naming it
+			}
+		case reqWatch:
+			s.lock.Store(0)
+			s.faults.Store(0)
+			s.violations.Store(0)
+			s.lock.Store(uintptr(req[1]))
+		case reqProbe:
+			locked, err := s.locked(s.lock.Load())
+			if err != nil {
+				return err
+			}
+			if locked {
+				rep[1] = 1
+			}
+		case reqCounts:
+			rep[1], rep[2] = uint64(s.faults.Load()), uint64(s.violations.Load())
+		default:
+			return fmt.Errorf("the child sent request %d", req[0])
+		}
+		if err := link.send(rep); err != nil {
+			return fmt.Errorf("replying to the child: %w", err)
+		}
+	}
+}
+
+// start takes the child's descriptors and starts serving its faults.
+func (s *faultServer) start(region uintptr, size, uffd, mfd int) error {
+	pidfd, err := unix.PidfdOpen(s.pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open of the child: %w", err)
+	}
+	defer unix.Close(pidfd)
+	if s.uffd, err = unix.PidfdGetfd(pidfd, uffd, 0); err != nil {
+		s.uffd = -1
+		return fmt.Errorf("pidfd_getfd of the child's userfaultfd: %w", err)
+	}
+	shadow, err := unix.PidfdGetfd(pidfd, mfd, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_getfd of the child's shadow: %w", err)
+	}
+	defer unix.Close(shadow)
+	if s.shadow, err = unix.Mmap(shadow, 0, size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+		return fmt.Errorf("mapping the child's shadow: %w", err)
+	}
+	if s.childMem, err = os.Open(fmt.Sprintf("/proc/%d/mem", s.pid)); err != nil {
+		return fmt.Errorf("opening the child's memory to read its locks: %w", err)
+	}
+	s.region = region
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.serve()
+	return nil
+}
+
+// locked reads the child's mutex at addr.
+func (s *faultServer) locked(addr uintptr) (bool, error) {
+	var state [4]byte
+	if _, err := s.childMem.ReadAt(state[:], int64(addr)); err != nil {
+		return false, fmt.Errorf("reading the child's lock at %#x: %w", addr, err)
+	}
+	return *(*uint32)(unsafe.Pointer(&state))&mutexLocked != 0, nil
 }
 
 // serve resolves the faults until stop is closed.
-func (w *faultWatch) serve() {
-	defer close(w.done)
-	fail := func(err error) { w.err.Store(&err) }
+func (s *faultServer) serve() {
+	defer close(s.done)
+	fail := func(err error) { s.err.Store(&err) }
 	var msg [32]byte
 	for {
 		select {
-		case <-w.stop:
+		case <-s.stop:
 			return
 		default:
 		}
-		pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+		pfd := []unix.PollFd{{Fd: int32(s.uffd), Events: unix.POLLIN}}
 		if _, err := unix.Poll(pfd, 50); err != nil && err != unix.EINTR {
 			fail(fmt.Errorf("poll: %w", err))
 			return
 		}
 		for {
-			n, err := unix.Read(w.fd, msg[:])
+			n, err := unix.Read(s.uffd, msg[:])
 			if err == unix.EAGAIN || err == unix.EINTR {
 				break
 			}
@@ -110,11 +300,20 @@ func (w *faultWatch) serve() {
 				continue
 			}
 			addr := *(*uint64)(unsafe.Pointer(&msg[16]))
-			w.check()
-			page := uintptr(addr) &^ uintptr(w.ps-1)
-			off := page - uintptr(unsafe.Pointer(&w.mem[0]))
-			cp := [5]uint64{uint64(page), uint64(uintptr(unsafe.Pointer(&w.shadow[off]))), uint64(w.ps), 0, 0}
-			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(w.fd), uffdioCopy, uintptr(unsafe.Pointer(&cp))); e != 0 && e != unix.EEXIST {
+			if lock := s.lock.Load(); lock != 0 {
+				locked, err := s.locked(lock)
+				if err != nil {
+					fail(err)
+				}
+				s.faults.Add(1)
+				if !locked {
+					s.violations.Add(1)
+				}
+			}
+			page := uintptr(addr) &^ (s.ps - 1)
+			off := page - s.region
+			cp := [5]uint64{uint64(page), uint64(uintptr(unsafe.Pointer(&s.shadow[off]))), uint64(s.ps), 0, 0}
+			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(s.uffd), uffdioCopy, uintptr(unsafe.Pointer(&cp))); e != 0 && e != unix.EEXIST {
 				fail(fmt.Errorf("UFFDIO_COPY at %#x: %w", page, e))
 				return
 			}
@@ -122,32 +321,27 @@ func (w *faultWatch) serve() {
 	}
 }
 
-// check looks at the lock for a fault.
-func (w *faultWatch) check() {
-	mu := w.lock.Load()
-	if mu == nil {
-		return
+// close stops serving (it may be called more than once) and returns the
+// first error the serving met.
+func (s *faultServer) close() error {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
 	}
-	w.faults.Add(1)
-	if mu.TryLock() {
-		mu.Unlock()
-		w.violations.Add(1)
+	if s.childMem != nil {
+		s.childMem.Close()
+		s.childMem = nil
 	}
-}
-
-// arm takes every page of the region out (their contents kept in the
-// shadow), so that the next access to each faults.
-func (w *faultWatch) arm() error {
-	copy(w.shadow, w.mem)
-	return unix.Madvise(w.mem, unix.MADV_DONTNEED)
-}
-
-func (w *faultWatch) close() error {
-	close(w.stop)
-	<-w.done
-	unix.Munmap(w.mem)
-	unix.Close(w.fd)
-	if p := w.err.Load(); p != nil {
+	if s.shadow != nil {
+		unix.Munmap(s.shadow)
+		s.shadow = nil
+	}
+	if s.uffd >= 0 {
+		unix.Close(s.uffd)
+		s.uffd = -1
+	}
+	if p := s.err.Load(); p != nil {
 		return *p
 	}
 	return nil
@@ -164,29 +358,97 @@ func (w *faultWatch) close() error {
 //
 // The fallbacks are called directly, on a thread with an area, as a thread
 // without one would run them (in a process that runs sections, on the
-// shared slot).
+// shared slot). They run in a child process, whose faults this test serves
+// (see faultServer).
 func TestFallbackHoldsLock(t *testing.T) {
-	w, err := newFaultWatch(4)
+	if fds := os.Getenv(faultWatchEnv); fds != "" {
+		var req, rep int
+		if _, err := fmt.Sscanf(fds, "%d,%d", &req, &rep); err != nil {
+			t.Fatalf("%s=%q: %v", faultWatchEnv, fds, err)
+		}
+		fallbackHoldsLockChild(t, faultLink{r: os.NewFile(uintptr(rep), "replies"), w: os.NewFile(uintptr(req), "requests")})
+		return
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reqR.Close()
+	defer repW.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFallbackHoldsLock$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), faultWatchEnv+"=3,4")
+	cmd.ExtraFiles = []*os.File{reqW, repR}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reqW.Close()
+	repR.Close()
+	serveErr := serveFaultClient(faultLink{r: reqR, w: repW}, cmd.Process.Pid)
+	if serveErr != nil {
+		cmd.Process.Kill()
+	}
+	waitErr := cmd.Wait()
+	text := out.String()
+	if m := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*)\n--- SKIP: TestFallbackHoldsLock`).FindStringSubmatch(text); waitErr == nil && m != nil {
+		t.Skipf("the child skipped: %s", m[1])
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.* faults checked, .*)$`).FindAllStringSubmatch(text, -1) {
+		t.Log("child: " + m[1])
+	}
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("the child did not finish in time; its output:\n%s", text)
+	case waitErr != nil || serveErr != nil:
+		// The cause first and last: a crash's reason heads a long dump.
+		t.Fatalf("the child: %v, the server: %v\nthe child's output:\n%s\n(the child: %v; its first lines: %q)", waitErr, serveErr, text, waitErr, firstLines(text, 3))
+	case !strings.Contains(text, "--- PASS: TestFallbackHoldsLock"):
+		t.Fatalf("the child did not run the test:\n%s", text)
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fallbackHoldsLockChild is TestFallbackHoldsLock's child: it runs the
+// fallbacks on the watched region and asks the server what it saw.
+func fallbackHoldsLockChild(t *testing.T, link faultLink) {
+	w, err := dialFaultServer(link, 4)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		t.Skipf("no userfaultfd here (%v): the check needs it (root, or vm.unprivileged_userfaultfd=1)", err)
+		t.Skipf("%v: the check needs userfaultfd (root, or vm.unprivileged_userfaultfd=1), and pidfd_getfd of a child (Linux 5.6)", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		if err := w.close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	// The faulting thread waits for a goroutine of this test to serve it.
-	if runtime.GOMAXPROCS(0) < 2 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	ensureArea() // registered where the package registers: no retry with a section
+	// Without an area (GORSEQ=off) the fallbacks use the slot of the CPU
+	// they run on, which must stay the one this test computes below: the
+	// thread sleeps at each request, and would wake up anywhere.
+	var cpus, here unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	here.Set(CPU())
+	if err := unix.SchedSetaffinity(0, &here); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &cpus)
 
-	ps := uintptr(w.ps)
+	ps := uintptr(os.Getpagesize())
 	base := unsafe.Pointer(&w.mem[0])
 	slotsMem := base                // page 0: the per-slot words and handle arrays
 	other := unsafe.Add(base, ps)   // page 1: targets, nodes, second words, copies
@@ -294,17 +556,35 @@ func TestFallbackHoldsLock(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
+		if _, _, err := w.ask(reqWatch, 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
 		clear(w.mem) // faults, served unchecked
 		c.setup()
 		if err := w.arm(); err != nil {
 			t.Fatal(err)
 		}
-		f0, v0 := w.faults.Load(), w.violations.Load()
-		w.lock.Store(fallbackLock(uintptr(c.commit)))
+		lock := fallbackLock(uintptr(c.commit))
+		if _, _, err := w.ask(reqWatch, uint64(uintptr(unsafe.Pointer(lock))), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		// The server must tell a held lock from a free one.
+		lock.Lock()
+		held, _, err1 := w.ask(reqProbe, 0, 0, 0)
+		lock.Unlock()
+		free, _, err2 := w.ask(reqProbe, 0, 0, 0)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		if held != 1 || free != 0 {
+			t.Fatalf("%s: the server reads the lock word as %d when held and %d when free: sync.Mutex's state is no longer its first word, with bit 0 for locked", c.name, held, free)
+		}
 		start := time.Now()
 		c.op()
-		w.lock.Store(nil)
-		f, v := w.faults.Load()-f0, w.violations.Load()-v0
+		f, v, err := w.ask(reqCounts, 0, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.check(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
