@@ -324,8 +324,11 @@ func rlock(m *RWMutex, added bool) {
 	// Fast mode: one section, which commits the increment of the calling
 	// CPU's count only while the writer word is 0 (no writer announced,
 	// not slow mode). The word is loaded first, which keeps the sections
-	// out of locked mode.
-	if c := atomic.LoadPointer(&m.counts); c != nil && !added && atomic.LoadUintptr(&m.writer) == 0 && rseq.IncCPUIfZero(c, &m.writer) {
+	// out of locked mode. A writer may announce itself between that load
+	// and the section (rlockPeeked is a test hook there): the section's
+	// own check of the word, made again at every restart, is what
+	// excludes it.
+	if c := atomic.LoadPointer(&m.counts); c != nil && !added && atomic.LoadUintptr(&m.writer) == 0 && rlockPeeked() && rseq.IncCPUIfZero(c, &m.writer) {
 		acquireAfterRLock(&m.writer)
 		return
 	}

@@ -16,6 +16,15 @@ TEXT ·asmFloor(SB), NOSPLIT, $0-40
 TEXT ·asmFloorAddCPU(SB), NOSPLIT, $0-16
 	RET
 
+// func asmFloorAddMem(p unsafe.Pointer, n int64)
+// The shape of rseq.AddCPU, with its add but no section: *p += n, a plain
+// read-modify-write (not atomic), at the same address each call.
+TEXT ·asmFloorAddMem(SB), NOSPLIT, $0-16
+	MOVQ	p+0(FP), DI
+	MOVQ	n+8(FP), BX
+	ADDQ	BX, (DI)
+	RET
+
 // func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
 // The shape of rseq.TakeHandle (Pool.Get); returns nil.
 TEXT ·asmFloorTake(SB), NOSPLIT, $0-16

@@ -11,6 +11,16 @@ TEXT ·asmFloor(SB), NOSPLIT, $0-40
 TEXT ·asmFloorAddCPU(SB), NOSPLIT, $0-16
 	RET
 
+// func asmFloorAddMem(p unsafe.Pointer, n int64)
+// *p += n: a plain load, add and store (not atomic).
+TEXT ·asmFloorAddMem(SB), NOSPLIT, $0-16
+	MOVD	p+0(FP), R0
+	MOVD	n+8(FP), R1
+	MOVD	(R0), R2
+	ADD	R1, R2, R2
+	MOVD	R2, (R0)
+	RET
+
 // func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
 // The shape of rseq.TakeHandle (Pool.Get); returns nil.
 TEXT ·asmFloorTake(SB), NOSPLIT, $0-16

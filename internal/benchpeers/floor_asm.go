@@ -15,6 +15,9 @@ func asmFloor(base unsafe.Pointer, stride, field uintptr, n int64) (slot int)
 func asmFloorAddCPU(base unsafe.Pointer, n int64)
 
 //go:noescape
+func asmFloorAddMem(p unsafe.Pointer, n int64)
+
+//go:noescape
 func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer)
 
 //go:noescape

@@ -14,6 +14,9 @@ func asmFloor(base unsafe.Pointer, stride, field uintptr, n int64) (slot int) { 
 func asmFloorAddCPU(base unsafe.Pointer, n int64) {}
 
 //go:noinline
+func asmFloorAddMem(p unsafe.Pointer, n int64) { *(*int64)(p) += n }
+
+//go:noinline
 func asmFloorTake(a unsafe.Pointer) (v unsafe.Pointer) { return nil }
 
 //go:noinline

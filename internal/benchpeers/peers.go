@@ -45,7 +45,11 @@ func Groups() []Group {
 
 // Counter compares percpu.Counter with atomic.Int64 and the empty
 // assembly calls of Counter.Add's shape (rseq.AddCPU's: base and n, no
-// result) and of rseq.Add's (four arguments and a result).
+// result) and of rseq.Add's (four arguments and a result: "asmcall-add").
+// "asmcall-addmem" is a call of Counter.Add's shape that adds n to the word at
+// base, with no section: the least a counter's add through a call costs,
+// the chain of a load, an add and a store at the same address each time
+// included.
 func Counter() []Case {
 	var slots [2][128]byte
 	base := unsafe.Pointer(&slots[0])
@@ -93,6 +97,13 @@ func Counter() []Case {
 					asmFloorAddCPU(base, 1)
 				}
 			})
+		}},
+		{"single/asmcall-addmem", func(b *testing.B) {
+			var word int64
+			for b.Loop() {
+				asmFloorAddMem(unsafe.Pointer(&word), 1)
+			}
+			checkCount(b, word)
 		}},
 		{"single/asmcall-add", func(b *testing.B) {
 			for b.Loop() {

@@ -51,6 +51,10 @@ type Killer struct {
 	// architecture: a check of that architecture's build (a cross
 	// build), not of its behaviour.
 	Host bool
+	// Tags builds the test binary with these build tags (go test -tags),
+	// for tests of hooks that normal builds compile out. A tagged killer
+	// runs on this machine only.
+	Tags string
 }
 
 // Kind classifies mutants.
@@ -125,6 +129,14 @@ func (k Killer) guest(m *Mutant) bool {
 	return m != nil && !k.Host && m.arch() != runtime.GOARCH
 }
 
+// binKey names the test binary a killer runs: one per package and tags.
+func (k Killer) binKey() string {
+	if k.Tags == "" {
+		return k.Pkg
+	}
+	return k.Pkg + "#" + k.Tags
+}
+
 func (k Killer) describe(m *Mutant) string {
 	s := fmt.Sprintf("%s -run '%s' (%s", k.Pkg, k.Run, k.Timeout)
 	if k.Short {
@@ -132,6 +144,9 @@ func (k Killer) describe(m *Mutant) string {
 	}
 	if len(k.Env) > 0 {
 		s += ", " + strings.Join(k.Env, " ")
+	}
+	if k.Tags != "" {
+		s += ", -tags " + k.Tags
 	}
 	s += ")"
 	if k.guest(m) {
@@ -185,6 +200,10 @@ var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Sho
 
 // rwmutexTests are percpu.RWMutex's tests (a hang is a kill: the timeout).
 var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * time.Second, Short: true}
+
+// rwHeldReader holds a reader between its look at the writer word and its
+// section while a writer locks (the gorseq_hooks build's hook).
+var rwHeldReader = Killer{Pkg: "./percpu", Run: "^TestRWMutexReaderHeldBeforeSection$", Timeout: 30 * time.Second, Tags: "gorseq_hooks"}
 
 // rwSwitchTest is percpu.RWMutex's test of mode switches with readers
 // waiting.
@@ -662,11 +681,11 @@ var catalogue = []Mutant{
 
 	// percpu.RWMutex: a reader that ignores a pending writer, a reader
 	// whose RUnlock is lost, a writer that does not count the shared slot.
-	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked,
+	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
 			Find:    "&& rseq.IncCPUIfZero(c, &m.writer) {",
 			Replace: "&& rseq.IncCPUIfZero(c, new(uintptr)) {"}},
-		Kill: []Killer{rwmutexTests}},
+		Kill: []Killer{rwHeldReader, rwmutexTests}},
 	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",
 			Find:    "func runlockSection(counts unsafe.Pointer) { rseq.AddCPU(counts, -1) }",

@@ -218,14 +218,18 @@ func (h *harness) prepare(m *Mutant, killers []Killer) (map[string]string, error
 	}
 	bins := map[string]string{}
 	for _, k := range killers {
-		if k.guest(m) || bins[k.Pkg] != "" {
+		if k.guest(m) || bins[k.binKey()] != "" {
 			continue
 		}
-		out := filepath.Join(h.dir, "bin", strings.NewReplacer("/", "_", ".", "_").Replace(k.Pkg)+".test")
-		if _, err := h.command(".", nil, "go", "test", "-c", "-o", out, k.Pkg); err != nil {
+		out := filepath.Join(h.dir, "bin", strings.NewReplacer("/", "_", ".", "_", ",", "_", "#", "_").Replace(k.binKey())+".test")
+		args := []string{"test", "-c", "-o", out}
+		if k.Tags != "" {
+			args = append(args, "-tags", k.Tags)
+		}
+		if _, err := h.command(".", nil, "go", append(args, k.Pkg)...); err != nil {
 			return nil, fmt.Errorf("building the tests of %s: %v", k.Pkg, err)
 		}
-		bins[k.Pkg] = out
+		bins[k.binKey()] = out
 	}
 	return bins, nil
 }
@@ -245,6 +249,9 @@ const (
 func (h *harness) runKiller(m *Mutant, k Killer, bins map[string]string) (outcome int, by string) {
 	var cmd *exec.Cmd
 	var limit time.Duration
+	if k.guest(m) && k.Tags != "" {
+		return broken, fmt.Sprintf("killer %s -run %q: a tagged killer runs on the host only", k.Pkg, k.Run)
+	}
 	if k.guest(m) {
 		args := []string{".ci/qemu-test.sh", "--arch", m.arch(), "--kernel", h.kernel, k.Pkg, "--", "-test.run=" + k.Run}
 		cmd = exec.Command("bash", args...)
@@ -253,7 +260,7 @@ func (h *harness) runKiller(m *Mutant, k Killer, bins map[string]string) (outcom
 		cmd.Env = append(os.Environ(), fmt.Sprintf("GORSEQ_QEMU_TEST_TIMEOUT=%d", max(secs, 30)))
 		limit = k.Timeout + 6*time.Minute // the builds, the helpers, the boot
 	} else {
-		bin := bins[k.Pkg]
+		bin := bins[k.binKey()]
 		args := []string{"-test.run=" + k.Run, "-test.count=1", "-test.v", fmt.Sprintf("-test.timeout=%s", k.Timeout)}
 		if k.Short {
 			args = append(args, "-test.short")
