@@ -325,12 +325,17 @@ func rlock(m *RWMutex, added bool) {
 	// CPU's count only while the writer word is 0 (no writer announced,
 	// not slow mode). The word is loaded first, which keeps the sections
 	// out of locked mode. A writer may announce itself between that load
-	// and the section (rlockPeeked is a test hook there): the section's
-	// own check of the word, made again at every restart, is what
-	// excludes it.
-	if c := atomic.LoadPointer(&m.counts); c != nil && !added && atomic.LoadUintptr(&m.writer) == 0 && rlockPeeked() && rseq.IncCPUIfZero(c, &m.writer) {
-		acquireAfterRLock(&m.writer)
-		return
+	// and the section: the section's own check of the word, made again at
+	// every restart, is what excludes it. (rlockPeeked, a test hook there,
+	// is compiled only with the gorseq_hooks tag.)
+	if c := atomic.LoadPointer(&m.counts); c != nil && !added && atomic.LoadUintptr(&m.writer) == 0 {
+		if rwHooks {
+			rlockPeeked()
+		}
+		if rseq.IncCPUIfZero(c, &m.writer) {
+			acquireAfterRLock(&m.writer)
+			return
+		}
 	}
 	rlockOther(m, added)
 }

@@ -60,7 +60,8 @@ func TestRWMutexReaderHeldBeforeSection(t *testing.T) {
 			t.Fatalf("round %d: the reader did not get the lock after Unlock", round)
 		}
 		close(unlocked)
-		m.Lock() // waits for the reader's RUnlock
+		m.Lock()
+		//lint:ignore SA2001 the Lock only waits for the reader's RUnlock.
 		m.Unlock()
 	}
 }

@@ -683,8 +683,8 @@ var catalogue = []Mutant{
 	// whose RUnlock is lost, a writer that does not count the shared slot.
 	{Name: "go/percpu/RWMutex.RLock/writer-ignored", Kind: LockBitUnchecked, CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex.go",
-			Find:    "&& rseq.IncCPUIfZero(c, &m.writer) {",
-			Replace: "&& rseq.IncCPUIfZero(c, new(uintptr)) {"}},
+			Find:    "\t\tif rseq.IncCPUIfZero(c, &m.writer) {",
+			Replace: "\t\tif rseq.IncCPUIfZero(c, new(uintptr)) {"}},
 		Kill: []Killer{rwHeldReader, rwmutexTests}},
 	{Name: "go/percpu/RWMutex.RUnlock/decrement-lost", Kind: LostUpdate, Arch: "amd64", CI: true,
 		Edits: []Edit{{File: "percpu/rwmutex_amd64.go",
