@@ -79,15 +79,15 @@ import (
 // benchmark run): RLock+RUnlock 6.7 ns in one goroutine (sync.RWMutex: 12.2
 // ns), and 4.3 ns per pair with a goroutine on each CPU (sync.RWMutex's
 // shared reader count: 27.4 ns). On a Zen 3 host, whose uncontended atomics
-// cost 2.4 ns rather than 6.3, sync.RWMutex wins in one goroutine (4.74
-// against 10.3 ns) and still loses 6 to 1 with two (31.3 against 5.31). In
+// cost 2.4 ns rather than 6.3, sync.RWMutex wins in one goroutine (4.73
+// against 10.3 ns) and still loses 6 to 1 with two (33.8 against 5.32). In
 // fast mode Lock costs one membarrier system call
 // (MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: an interrupt to every CPU running
 // a thread of the process; about 2 µs there) plus a read of every CPU's
 // count, besides waiting for the readers; Unlock a few atomic operations,
 // and waking readers that parked. With one write in 100 operations the
-// mutex runs in slow mode, at sync.RWMutex's cost: on the Zen 3 host 4.95
-// against 4.90 ns in one goroutine, 5.19 against 5.94 in two. While in
+// mutex runs in slow mode, at sync.RWMutex's cost: on the Zen 3 host 4.88
+// against 4.90 ns in one goroutine, 5.21 against 5.76 in two. While in
 // slow mode, the timer costs a wake-up a millisecond.
 //
 // Memory ordering: the read lock is an acquire and RUnlock a release, as
