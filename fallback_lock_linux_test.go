@@ -407,19 +407,22 @@ func TestFallbackHoldsLock(t *testing.T) {
 	case ctx.Err() != nil:
 		t.Fatalf("the child did not finish in time; its output:\n%s", text)
 	case waitErr != nil || serveErr != nil:
-		// The cause first and last: a crash's reason heads a long dump.
-		t.Fatalf("the child: %v, the server: %v\nthe child's output:\n%s\n(the child: %v; its first lines: %q)", waitErr, serveErr, text, waitErr, firstLines(text, 3))
+		// The cause first and last: a crash's reason heads a dump that
+		// a log's tail may not show.
+		t.Fatalf("the child: %v, the server: %v\nthe child's output:\n%s\n(the child: %v; %s)", waitErr, serveErr, text, waitErr, crashReason(text))
 	case !strings.Contains(text, "--- PASS: TestFallbackHoldsLock"):
 		t.Fatalf("the child did not run the test:\n%s", text)
 	}
 }
 
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
+// crashReason returns the lines of a Go program's output that say why it
+// died (a panic, a fatal error, a signal), or says there are none.
+func crashReason(out string) string {
+	lines := regexp.MustCompile(`(?m)^(panic: |fatal error: |unexpected fault address|\[signal |SIG[A-Z]+: |runtime: ).*$`).FindAllString(out, 4)
+	if len(lines) == 0 {
+		return "no panic, fatal error or signal in its output"
 	}
-	return strings.Join(lines, "\n")
+	return fmt.Sprintf("why it died: %q", lines)
 }
 
 // fallbackHoldsLockChild is TestFallbackHoldsLock's child: it runs the
