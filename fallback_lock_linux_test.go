@@ -189,13 +189,13 @@ type faultServer struct {
 
 // serveFaultClient answers the child's requests, and serves its faults
 // from its hello on, until the child closes its end of the pipes.
-func serveFaultClient(link faultLink, pid int) error {
+func serveFaultClient(link faultLink, pid int) (err error) {
 	s := &faultServer{pid: pid, uffd: -1, ps: uintptr(os.Getpagesize())}
-	defer s.close()
+	defer func() { err = errors.Join(err, s.close()) }()
 	for {
 		req, err := link.recv()
 		if err == io.EOF {
-			return s.close()
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading the child's request: %w", err)
@@ -321,25 +321,21 @@ func (s *faultServer) serve() {
 	}
 }
 
-// close stops serving (it may be called more than once) and returns the
-// first error the serving met.
+// close stops serving, releases what start took (as far as it got), and
+// returns the first error the serving met.
 func (s *faultServer) close() error {
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
-		s.stop = nil
 	}
 	if s.childMem != nil {
 		s.childMem.Close()
-		s.childMem = nil
 	}
 	if s.shadow != nil {
 		unix.Munmap(s.shadow)
-		s.shadow = nil
 	}
 	if s.uffd >= 0 {
 		unix.Close(s.uffd)
-		s.uffd = -1
 	}
 	if p := s.err.Load(); p != nil {
 		return *p
