@@ -11,6 +11,7 @@ var usedByAssembly = [...]any{
 	cmp2StoreFallback, storeCommitFallback, copyCommitFallback,
 	takeHandleFallback, claimHandleFallback, putHandleFallback,
 	addCPUFallback, addFloat64CPUFallback, incCPUIfZeroFallback,
+	cmpStoreCPUFallback,
 	restoreHandleFallback,
 }
 

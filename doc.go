@@ -46,7 +46,9 @@
 // StoreThenCommit and CopyThenCommit are the operations librseq offers;
 // TakeHandle, ClaimHandle, PutHandle and RestoreHandle move handles
 // (indices into a table of Go pointers) through a per-CPU handle array (a
-// HandleArray), for object pools. Each is
+// HandleArray), for object pools; AddCPU, AddFloat64CPU, IncCPUIfZero and
+// CompareAndStoreCPU are the hot operations of percpu's counters, reader
+// lock and shard locks, on arrays indexed ByCPU, each one call. Each is
 // a restartable section in assembly (ops_linux_amd64.s, ops_linux_arm64.s)
 // on a slot of a
 // per-CPU array. Each section's struct rseq_cs descriptor is generated from

@@ -486,6 +486,12 @@ func fallbackHoldsLockChild(t *testing.T, link faultLink) {
 		{"AddFloat64CPU", unsafe.Pointer(cpuWord), func() { *cpuWord = math.Float64bits(1.5) },
 			func() { addFloat64CPUFallback(cpuBase, 2) },
 			func() error { return want("counter", uintptr(*cpuWord), uintptr(math.Float64bits(3.5))) }},
+		{"CompareAndStoreCPU", unsafe.Pointer(cpuWord), func() { *cpuWord = 1 },
+			func() {
+				if s, ok := cmpStoreCPUFallback(cpuBase, CPUStride, 1, 5); s != cpuSlot || !ok {
+					t.Errorf("CompareAndStoreCPU = %d, %v; want %d, true", s, ok, cpuSlot)
+				}
+			}, func() error { return want("word", uintptr(*cpuWord), 5) }},
 		{"AddIndirect", unsafe.Pointer(slotWord), func() { *slotWord = uintptr(other); *word(other, 16) = 5 },
 			func() { addIndirectFallback(slotsMem, stride, field, 16, 3) },
 			func() error { return want("target", *word(other, 16), 8) }},

@@ -21,7 +21,7 @@ import (
 // shared slot exists for.
 func TestScenariosInFallbackModes(t *testing.T) {
 	// The sections the child's scenarios run on every worker.
-	fallbackSections := []string{"add", "addIndirect", "pop", "cmpStore", "cmp2Store", "storeCommit", "copyCommit", "takeHandle", "claimHandle", "putHandle"}
+	fallbackSections := []string{"add", "addIndirect", "pop", "cmpStore", "cmp2Store", "storeCommit", "copyCommit", "takeHandle", "claimHandle", "putHandle", "addCPU", "addFloat64CPU", "incCPUIfZero", "cmpStoreCPU"}
 	if os.Getenv("GORSEQ_TEST_CHILD") != "" {
 		t.Skip("child")
 	}

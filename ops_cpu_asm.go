@@ -50,3 +50,26 @@ func AddFloat64CPU(base unsafe.Pointer, x float64)
 //
 //go:noescape
 func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool
+
+// CompareAndStoreCPU stores new in the word at the start of the calling
+// CPU's slot of a per-CPU array of stride-byte slots indexed ByCPU if it
+// holds expect, and returns the slot either way:
+//
+//	slot = cpu
+//	p := (*uintptr)(base + slot*stride)
+//	if *p != expect { return slot, false }
+//	*p = new
+//	return slot, true
+//
+// It is CompareAndStore(ByCPU, ByCPU.Slot(), word of that slot, expect,
+// new) in one call: the slot is read inside the section rather than by a
+// call before it, so the result cannot be Moved. Taking a per-CPU lock
+// (expect unlocked, new locked) is one call, which is how
+// percpu.Histogram.Observe takes its shard. A lock so taken is released
+// with an ordinary atomic store; CompareAndStoreRemote takes it from any
+// CPU. The load of the word is an acquire on arm64 (amd64 loads all are).
+// Where the thread has no usable area, the compare and the store run
+// under the fallback's lock of the word, on the slot the fallback uses.
+//
+//go:noescape
+func CompareAndStoreCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool)

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gorseq/rseq"
 )
 
@@ -178,4 +180,104 @@ func sumSlots(slots []paddedInt) int64 {
 		s += atomic.LoadInt64(&slots[i].n)
 	}
 	return s
+}
+
+// cpuLockStride is the slot size of TestParamCompareAndStoreCPU's array:
+// not a power of two, so that a section that shifts instead of multiplying
+// by the stride lands on the wrong word.
+const cpuLockStride = 3 * 64
+
+// TestParamCompareAndStoreCPU is the per-CPU spinlock scenario for
+// CompareAndStoreCPU, the lock of percpu.Histogram: each worker takes the
+// calling CPU's lock word with its own id, checks that the slot it got
+// back is the one it locked, adds 1 to the slot's count with a plain
+// read-modify-write, and unlocks. Under fire the counts add up exactly
+// only if no two workers ever held one slot's lock at once.
+func TestParamCompareAndStoreCPU(t *testing.T) {
+	slots := rseq.Slots()
+	mem := make([]uintptr, slots*cpuLockStride/8)
+	base := unsafe.Pointer(&mem[0])
+	lock := func(s int) *uintptr { return &mem[s*cpuLockStride/8] }
+	count := func(s int) *uintptr { return &mem[s*cpuLockStride/8+1] }
+	var wrongSlot, outOfRange atomic.Int64
+	var want int64
+	batches := scenario(t, []string{"cmpStoreCPU"}, func(workers, n int) {
+		parallel(workers, func(w int) {
+			id := uintptr(w + 1)
+			for range n {
+				for spins := 0; ; spins++ {
+					s, ok := rseq.CompareAndStoreCPU(base, cpuLockStride, 0, id)
+					if s < 0 || s >= slots {
+						outOfRange.Add(1)
+						break
+					}
+					if ok {
+						if atomic.LoadUintptr(lock(s)) != id {
+							wrongSlot.Add(1)
+						}
+						*count(s)++ // plain: the per-CPU lock protects it
+						atomic.StoreUintptr(lock(s), 0)
+						break
+					}
+					if spins%64 == 63 {
+						runtime.Gosched() // the holder was preempted on this CPU
+					}
+				}
+			}
+		})
+		want += int64(workers * n)
+	})
+	if outOfRange.Load() != 0 || wrongSlot.Load() != 0 {
+		t.Fatalf("%d slots out of [0, %d), %d locks taken on a slot other than the one returned", outOfRange.Load(), slots, wrongSlot.Load())
+	}
+	var got int64
+	for s := range slots {
+		got += int64(*count(s))
+		if v := *lock(s); v != 0 {
+			t.Errorf("slot %d left locked by %d", s, v)
+		}
+	}
+	if got != want {
+		t.Fatalf("lock-protected sum %d after %d batches, want %d (lost %d)", got, batches, want, want-got)
+	}
+}
+
+// TestCompareAndStoreCPUSlot pins the thread to each CPU in turn: there the
+// section must work on the slot ByCPU.Slot names, return it whether the
+// compare succeeds or fails, and leave every other slot's word alone.
+func TestCompareAndStoreCPUSlot(t *testing.T) {
+	slots := rseq.Slots()
+	mem := make([]uintptr, slots*cpuLockStride/8)
+	base := unsafe.Pointer(&mem[0])
+	word := func(s int) uintptr { return atomic.LoadUintptr(&mem[s*cpuLockStride/8]) }
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		t.Fatal(err)
+	}
+	for cpu := range len(allowed) * 64 {
+		if !allowed.IsSet(cpu) {
+			continue
+		}
+		unpin := pinToOneCPU(t, cpu)
+		want := rseq.ByCPU.Slot()
+		s1, ok1 := rseq.CompareAndStoreCPU(base, cpuLockStride, 7, 9) // the word is 0: fails
+		s2, ok2 := rseq.CompareAndStoreCPU(base, cpuLockStride, 0, uintptr(cpu+100))
+		s3, ok3 := rseq.CompareAndStoreCPU(base, cpuLockStride, 0, 1) // now held: fails
+		unpin()
+		if s1 != want || s2 != want || s3 != want {
+			t.Fatalf("on CPU %d: slots %d, %d, %d, want ByCPU.Slot() %d", cpu, s1, s2, s3, want)
+		}
+		if ok1 || !ok2 || ok3 {
+			t.Fatalf("on CPU %d: ok %v, %v, %v, want false, true, false", cpu, ok1, ok2, ok3)
+		}
+		for s := range slots {
+			switch v := word(s); {
+			case s == want && v != uintptr(cpu+100):
+				t.Fatalf("on CPU %d: slot %d holds %d, want %d", cpu, s, v, cpu+100)
+			case s != want && v != 0 && v < 100:
+				t.Fatalf("on CPU %d: slot %d, not the CPU's, holds %d", cpu, s, v)
+			}
+		}
+		atomic.StoreUintptr(&mem[want*cpuLockStride/8], 0)
+	}
 }

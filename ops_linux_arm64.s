@@ -672,6 +672,52 @@ fallback:
 	B	·restoreHandleFallback(SB)
 	INDEX_FIELD_CID(R2)
 
+// func CompareAndStoreCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool)
+//
+// Histogram.Observe's lock in one call (ops_cpu_asm.go).
+//
+//	cpu = *(area + 0)                      // cpu_id_start
+//	p := (*uintptr)(base + cpu*stride)
+//	if *p != expect { exit: cpu, false }   // *p: load-acquire (LDAR)
+//	*p = new                               // commit: the store
+//	return cpu, true
+//
+// Budget: 4 loads of arguments, 3 to find the area in own mode (as
+// AddCPU's), 3 instructions to arm rseq_cs, then the section: the index
+// load, a multiply-add for the word's address, its load-acquire and
+// compare, the commit store; the two results' stores after it.
+TEXT ·CompareAndStoreCPU(SB), NOSPLIT, $0-41
+	PCALIGN	$64
+	LOAD_AREA(·opsMode(SB), R8, R9, fallback)
+	MOVD	base+0(FP), R0
+	MOVD	stride+8(FP), R1
+	MOVD	expect+16(FP), R3
+	MOVD	new+24(FP), R6
+restart:
+	MOVD	$DESC_cmpStoreCPU, R10
+	MOVD	R10, 8(R8)
+	MOVWU	(R8), R4	// rseq:start cmpStoreCPU
+	MADD	R1, R0, R4, R5
+	LDAR	(R5), R7
+	CMP	R3, R7
+	BNE	cmpfail
+	MOVD	R6, (R5)	// rseq:commit cmpStoreCPU
+	MOVD	R4, slot+32(FP)
+	MOVD	$1, R7
+	MOVB	R7, ok+40(FP)
+	RET
+	RSEQ_SIGNATURE
+	MOVD	$ABORTS_cmpStoreCPU, R10	// rseq:abort cmpStoreCPU
+	COUNT_ABORT(R10, R11, R12)
+	B	restart
+cmpfail:
+	MOVD	R4, slot+32(FP)	// rseq:exit cmpStoreCPU
+	MOVB	ZR, ok+40(FP)
+	RET
+	GLIBC_AREA(·opsMode(SB), R8, R9, fallback)
+fallback:
+	B	·cmpStoreCPUFallback(SB)
+
 // func slotOf(field uintptr) int
 // Index.Slot: the index field of the thread's area when the thread runs
 // sections, else whatever slotSlow decides.

@@ -77,6 +77,12 @@ func IncCPUIfZero(base unsafe.Pointer, guard *uintptr) bool {
 	return incCPUIfZeroFallback(base, guard)
 }
 
+// CompareAndStoreCPU is documented in ops_cpu_asm.go; here it is the
+// fallback.
+func CompareAndStoreCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool) {
+	return cmpStoreCPUFallback(base, stride, expect, new)
+}
+
 // RestoreHandle is documented in handles_linux_asm.go; here it is the
 // fallback.
 func RestoreHandle(a *HandleArray, v unsafe.Pointer) (ok bool) { return restoreHandleFallback(a, v) }

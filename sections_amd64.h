@@ -29,3 +29,5 @@
 #define ABORTS_incCPUIfZero ·abortCounts+96(SB)
 #define DESC_restoreHandle ·__rseq_cs+416(SB)
 #define ABORTS_restoreHandle ·abortCounts+104(SB)
+#define DESC_cmpStoreCPU ·__rseq_cs+448(SB)
+#define ABORTS_cmpStoreCPU ·abortCounts+112(SB)

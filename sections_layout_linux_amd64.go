@@ -8,7 +8,7 @@ package rseq
 var signatureBytes = []byte{0x0f, 0xb9, 0x3d, 0x53, 0x30, 0x05, 0x53}
 
 // numExitPoints is the number of entries of __rseq_exit_point_array.
-const numExitPoints = 14
+const numExitPoints = 15
 
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
@@ -27,4 +27,5 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "AddFloat64CPU", start: 48, postCommit: 22, abort: 78, exits: nil, startBytes: []byte{0x64, 0x41, 0x8b, 0x08}, commitBytes: []byte{0xf2, 0x0f, 0x11, 0x04, 0x0f}},
 	{fn: "IncCPUIfZero", start: 47, postCommit: 18, abort: 78, exits: []uintptr{88}, startBytes: []byte{0x64, 0x41, 0x8b, 0x08}, commitBytes: []byte{0x48, 0xff, 0x04, 0x0f}},
 	{fn: "RestoreHandle", start: 95, postCommit: 66, abort: 174, exits: []uintptr{184}, startBytes: []byte{0x64, 0x41, 0x8b, 0x0c, 0x10}, commitBytes: []byte{0x4c, 0x89, 0x11}},
+	{fn: "CompareAndStoreCPU", start: 57, postCommit: 21, abort: 96, exits: []uintptr{106}, startBytes: []byte{0x64, 0x41, 0x8b, 0x08}, commitBytes: []byte{0x4a, 0x89, 0x1c, 0x0f}},
 }

@@ -8,7 +8,7 @@ package rseq
 var signatureBytes = []byte{0x00, 0xbc, 0x28, 0xd4}
 
 // numExitPoints is the number of entries of __rseq_exit_point_array.
-const numExitPoints = 14
+const numExitPoints = 15
 
 // sectionLayouts says where each section's parts lie in its function, and
 // the bytes of its first and commit instructions, as assembled.
@@ -27,4 +27,5 @@ var sectionLayouts = [numSections]sectionLayout{
 	{fn: "AddFloat64CPU", start: 52, postCommit: 24, abort: 84, exits: nil, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0xa0, 0x00, 0x00, 0xfd}},
 	{fn: "IncCPUIfZero", start: 52, postCommit: 28, abort: 96, exits: []uintptr{124}, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0x06, 0x68, 0x25, 0xf8}},
 	{fn: "RestoreHandle", start: 92, postCommit: 64, abort: 172, exits: []uintptr{200}, startBytes: []byte{0x04, 0x69, 0x62, 0xb8}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
+	{fn: "CompareAndStoreCPU", start: 60, postCommit: 24, abort: 104, exits: []uintptr{132}, startBytes: []byte{0x04, 0x01, 0x40, 0xb9}, commitBytes: []byte{0xa6, 0x00, 0x00, 0xf9}},
 }

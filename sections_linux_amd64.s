@@ -90,7 +90,13 @@ DATA ·__rseq_cs+420(SB)/4, $0
 DATA ·__rseq_cs+424(SB)/8, $·RestoreHandle+95(SB)
 DATA ·__rseq_cs+432(SB)/8, $66
 DATA ·__rseq_cs+440(SB)/8, $·RestoreHandle+174(SB)
-GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $448
+// cmpStoreCPU
+DATA ·__rseq_cs+448(SB)/4, $0
+DATA ·__rseq_cs+452(SB)/4, $0
+DATA ·__rseq_cs+456(SB)/8, $·CompareAndStoreCPU+57(SB)
+DATA ·__rseq_cs+464(SB)/8, $21
+DATA ·__rseq_cs+472(SB)/8, $·CompareAndStoreCPU+96(SB)
+GLOBL ·__rseq_cs(SB), RODATA|NOPTR, $480
 
 // __rseq_cs_ptr_array: one u64 pointer per descriptor.
 DATA ·__rseq_cs_ptr_array+0(SB)/8, $·__rseq_cs+0(SB)
@@ -107,7 +113,8 @@ DATA ·__rseq_cs_ptr_array+80(SB)/8, $·__rseq_cs+320(SB)
 DATA ·__rseq_cs_ptr_array+88(SB)/8, $·__rseq_cs+352(SB)
 DATA ·__rseq_cs_ptr_array+96(SB)/8, $·__rseq_cs+384(SB)
 DATA ·__rseq_cs_ptr_array+104(SB)/8, $·__rseq_cs+416(SB)
-GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $112
+DATA ·__rseq_cs_ptr_array+112(SB)/8, $·__rseq_cs+448(SB)
+GLOBL ·__rseq_cs_ptr_array(SB), RODATA|NOPTR, $120
 
 // __rseq_exit_point_array: {u64 start_ip, u64 exit_ip} for every exit other
 // than the abort and the fall-through after the commit.
@@ -139,7 +146,9 @@ DATA ·__rseq_exit_point_array+192(SB)/8, $·IncCPUIfZero+47(SB)
 DATA ·__rseq_exit_point_array+200(SB)/8, $·IncCPUIfZero+88(SB)
 DATA ·__rseq_exit_point_array+208(SB)/8, $·RestoreHandle+95(SB)
 DATA ·__rseq_exit_point_array+216(SB)/8, $·RestoreHandle+184(SB)
-GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $224
+DATA ·__rseq_exit_point_array+224(SB)/8, $·CompareAndStoreCPU+57(SB)
+DATA ·__rseq_exit_point_array+232(SB)/8, $·CompareAndStoreCPU+106(SB)
+GLOBL ·__rseq_exit_point_array(SB), RODATA|NOPTR, $240
 
 // sectionFuncs: the entry address of each section's function.
 DATA ·sectionFuncs+0(SB)/8, $·addSection(SB)
@@ -156,7 +165,8 @@ DATA ·sectionFuncs+80(SB)/8, $·AddCPU(SB)
 DATA ·sectionFuncs+88(SB)/8, $·AddFloat64CPU(SB)
 DATA ·sectionFuncs+96(SB)/8, $·IncCPUIfZero(SB)
 DATA ·sectionFuncs+104(SB)/8, $·RestoreHandle(SB)
-GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $112
+DATA ·sectionFuncs+112(SB)/8, $·CompareAndStoreCPU(SB)
+GLOBL ·sectionFuncs(SB), RODATA|NOPTR, $120
 
 // func tableAddrs() (cs, ptrs, exits, funcs uintptr)
 // Returns the addresses of the tables above; referring to them here also

@@ -19,6 +19,7 @@ const (
 	secAddFloat64CPU
 	secIncCPUIfZero
 	secRestoreHandle
+	secCmpStoreCPU
 	numSections
 )
 
@@ -38,4 +39,5 @@ var sectionNames = [numSections]string{
 	"addFloat64CPU",
 	"incCPUIfZero",
 	"restoreHandle",
+	"cmpStoreCPU",
 }

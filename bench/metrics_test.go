@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	rseqprom "github.com/gorseq/rseq/adapters/prometheus"
+	"github.com/gorseq/rseq/internal/benchpeers"
 	"github.com/gorseq/rseq/percpu"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -29,6 +30,7 @@ func nextValue(v float64) float64 {
 }
 
 func BenchmarkHistogram(b *testing.B) {
+	runCases(b, benchpeers.LockFloor())
 	b.Run("single/rseq", func(b *testing.B) {
 		h, err := percpu.NewHistogram(histBounds)
 		if err != nil {

@@ -21,9 +21,9 @@ const MaxHistogramBounds = 1 << 12
 //
 // Observe finds the bucket in Go (a linear search up to 32 bounds, a binary
 // search beyond), then takes the calling CPU's shard with one restartable
-// section (rseq.CompareAndStore of the shard's lock word from 0 to 1, which
-// commits only if the thread still runs on that CPU: no atomic
-// instruction), adds 1 to the bucket and the count and v to the sum with
+// section (rseq.CompareAndStoreCPU, which reads the CPU, finds the shard
+// and stores 1 in its lock word if it holds 0, and commits only if the
+// thread still runs on that CPU: one call, no atomic instruction), adds 1 to the bucket and the count and v to the sum with
 // plain stores, and releases the shard with a release-ordered store, as
 // Value.Update does. Two goroutines contend for a shard only when one was
 // descheduled or moved while holding it; the other spins briefly, then
@@ -159,9 +159,13 @@ func (h *Histogram) shardWord(slot, i int) *uintptr {
 func (h *Histogram) Observe(v float64) {
 	h.check()
 	i := h.bucket(v)
-	// The uncontended case in line; lock retries and handles locked mode.
-	slot := rseq.ByCPU.Slot()
-	if !h.fenced || rseq.CompareAndStore(rseq.ByCPU, slot, h.shardWord(slot, histLock), unlocked, lockedHere) != rseq.Committed {
+	// The uncontended case in line, one call that takes the calling CPU's
+	// shard; lock retries and handles locked mode.
+	slot, ok := 0, false
+	if h.fenced {
+		slot, ok = rseq.CompareAndStoreCPU(h.base, h.stride, unlocked, lockedHere)
+	}
+	if !ok {
 		slot = h.lock()
 	}
 	shard := unsafe.Add(h.base, uintptr(slot)*h.stride)
@@ -183,12 +187,8 @@ func (h *Histogram) lock() int {
 	}
 	tries := 0
 	for {
-		slot := rseq.ByCPU.Slot()
-		switch rseq.CompareAndStore(rseq.ByCPU, slot, h.shardWord(slot, histLock), unlocked, lockedHere) {
-		case rseq.Committed:
+		if slot, ok := rseq.CompareAndStoreCPU(h.base, h.stride, unlocked, lockedHere); ok {
 			return slot
-		case rseq.Moved:
-			continue
 		}
 		backoff(&tries) // held: a goroutine descheduled in Observe, or Snapshot
 	}

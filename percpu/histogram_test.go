@@ -46,7 +46,7 @@ func testHistogramExact(t *testing.T) {
 	var snapshots atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, []string{"cmpStore"}, func() {
+	underFire(t, []string{"cmpStoreCPU"}, func() {
 		go func() {
 			// A reader that snapshots all the time and checks every
 			// snapshot, and that snapshots never go back.

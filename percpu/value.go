@@ -3,6 +3,7 @@ package percpu
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/gorseq/rseq"
 )
@@ -16,8 +17,10 @@ import (
 // Update takes the shard's lock with a restartable section, the per-CPU
 // spinlock of the kernel's rseq tests: the lock word goes from 0 to 1 only
 // if the thread still runs on that shard's CPU, with no atomic
-// instruction; it is released with a store of 0 (release-ordered). An uncontended
-// Update costs that section, the function call and the release. Two
+// instruction; it is released with a store of 0 (release-ordered). One
+// call (rseq.CompareAndStoreCPU) reads the CPU, finds the shard and takes
+// its lock. An uncontended Update costs that call, the call of the
+// function given and the release. Two
 // goroutines contend for a shard only when one was descheduled or moved
 // while holding it; the other then spins briefly and yields.
 //
@@ -120,15 +123,13 @@ func (v *valueState[T]) lock() *valueShard[T] {
 	if !v.fenced {
 		return v.lockAtomic()
 	}
+	// One call takes the calling CPU's shard: the lock word is the first
+	// word of each shard, and the shards are the per-CPU array.
+	base, stride := unsafe.Pointer(&v.shards[0]), unsafe.Sizeof(v.shards[0])
 	tries := 0
 	for {
-		slot := rseq.ByCPU.Slot()
-		sh := &v.shards[slot]
-		switch rseq.CompareAndStore(rseq.ByCPU, slot, &sh.lock, unlocked, lockedHere) {
-		case rseq.Committed:
-			return sh
-		case rseq.Moved:
-			continue
+		if slot, ok := rseq.CompareAndStoreCPU(base, stride, unlocked, lockedHere); ok {
+			return &v.shards[slot]
 		}
 		backoff(&tries)
 	}

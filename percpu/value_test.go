@@ -25,7 +25,7 @@ func testValueExact(t *testing.T) {
 	var bad atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	underFire(t, []string{"cmpStore"}, func() {
+	underFire(t, []string{"cmpStoreCPU"}, func() {
 		go func() {
 			// A reader that checks every shard and empties some.
 			defer close(done)

@@ -253,13 +253,13 @@ func TestGoLibrary(t *testing.T) {
 		return nil
 	})
 	out, read := output(t)
-	// Every phase of the program lasts 500ms at least: long enough for
-	// the stalls of its sections, each of which needs the other threads
-	// busy with the same operations while one thread is held. (With 200ms
-	// phases, run beside the other packages' tests in CI's go test ./...,
-	// storeCommit and copyCommit once made 1 of their 3 commit stalls,
-	// 2026-12-02.)
-	cfg := Config{Args: []string{bin, "4", "20000", "500ms"}, Stdout: out, Stderr: out, Reps: 2,
+	// Every phase of the program lasts 1s at least: long enough for the
+	// stalls of its sections, each of which needs the other threads busy
+	// with the same operations while one thread is held. (Run beside the
+	// other packages' tests in go test ./..., storeCommit and copyCommit
+	// once made 1 of their 3 commit stalls with 200ms phases, 2026-12-02,
+	// and 2 and 1 of 3 with 500ms phases, 2026-12-03.)
+	cfg := Config{Args: []string{bin, "4", "20000", "1s"}, Stdout: out, Stderr: out, Reps: 2,
 		Inject: time.Millisecond, Timeout: 50 * time.Second, Stalls: 3, StallTime: 3 * time.Millisecond}
 	if testenv.InQemu() {
 		// Emulated CPUs: the other threads need longer to get anything

@@ -42,3 +42,11 @@ TEXT ·asmFloorIncCPU(SB), NOSPLIT, $0-17
 TEXT ·asmFloorRestore(SB), NOSPLIT, $0-17
 	MOVB	$1, ret+16(FP)
 	RET
+
+// func asmFloorLockCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool)
+// The shape of rseq.CompareAndStoreCPU (Histogram.Observe's and
+// Value.Update's lock); returns 0, true.
+TEXT ·asmFloorLockCPU(SB), NOSPLIT, $0-41
+	MOVQ	$0, slot+32(FP)
+	MOVB	$1, ok+40(FP)
+	RET

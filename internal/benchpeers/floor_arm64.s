@@ -40,3 +40,12 @@ TEXT ·asmFloorRestore(SB), NOSPLIT, $0-17
 	MOVD	$1, R0
 	MOVB	R0, ret+16(FP)
 	RET
+
+// func asmFloorLockCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool)
+// The shape of rseq.CompareAndStoreCPU (Histogram.Observe's and
+// Value.Update's lock); returns 0, true.
+TEXT ·asmFloorLockCPU(SB), NOSPLIT, $0-41
+	MOVD	ZR, slot+32(FP)
+	MOVD	$1, R0
+	MOVB	R0, ok+40(FP)
+	RET

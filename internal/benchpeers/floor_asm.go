@@ -25,3 +25,6 @@ func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool
 
 //go:noescape
 func asmFloorRestore(a, v unsafe.Pointer) bool
+
+//go:noescape
+func asmFloorLockCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool)

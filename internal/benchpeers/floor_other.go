@@ -24,3 +24,8 @@ func asmFloorIncCPU(base unsafe.Pointer, guard *uintptr) bool { return true }
 
 //go:noinline
 func asmFloorRestore(a, v unsafe.Pointer) bool { return true }
+
+//go:noinline
+func asmFloorLockCPU(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool) {
+	return 0, true
+}

@@ -249,7 +249,7 @@ func (v *RWMutexValue[T]) Read(f func(*T)) {
 // Value compares percpu.Value's Update with one value under a sync.Mutex
 // and under a sync.RWMutex (write lock).
 func Value() []Case {
-	return []Case{
+	return append([]Case{
 		{"single/rseq", func(b *testing.B) {
 			v := percpu.NewValue[Stats](nil)
 			var i int64
@@ -301,6 +301,28 @@ func Value() []Case {
 				for pb.Next() {
 					i++
 					v.Update(func(s *Stats) { s.Observe(i) })
+				}
+			})
+		}},
+	}, LockFloor()...)
+}
+
+// LockFloor is the floor of the structures whose operation takes the
+// calling CPU's lock with one rseq.CompareAndStoreCPU call (Value.Update,
+// Histogram.Observe): an empty assembly call of that shape (four
+// arguments, two results), on one goroutine and on GOMAXPROCS.
+func LockFloor() []Case {
+	base := unsafe.Pointer(&make([]uintptr, 2)[0])
+	return []Case{
+		{"single/asmcall", func(b *testing.B) {
+			for b.Loop() {
+				asmFloorLockCPU(base, 128, 0, 1)
+			}
+		}},
+		{"parallel/asmcall", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					asmFloorLockCPU(base, 128, 0, 1)
 				}
 			})
 		}},

@@ -198,6 +198,10 @@ func rootTest(run string) Killer { return Killer{Pkg: ".", Run: run, Timeout: 15
 // checked by many tests, in every mode (sections, fallback, mixed).
 var percpuAll = Killer{Pkg: "./percpu", Run: ".", Timeout: 90 * time.Second, Short: true}
 
+// cmpStoreCPUTests are CompareAndStoreCPU's tests: the per-CPU spinlock
+// under fire, and the slot returned on each CPU.
+var cmpStoreCPUTests = rootTest("^(TestParamCompareAndStoreCPU|TestCompareAndStoreCPUSlot)$")
+
 // rwmutexTests are percpu.RWMutex's tests (a hang is a kill: the timeout).
 var rwmutexTests = Killer{Pkg: "./percpu", Run: "^TestRWMutex", Timeout: 30 * time.Second, Short: true}
 
@@ -678,6 +682,65 @@ var catalogue = []Mutant{
 			Find:    asm("\tCMP\tR11, R19", "\tBNE\trefused"),
 			Replace: asm("\tCMP\tR11, R19", "\tNOP")}},
 		Kill: []Killer{tortureGo}},
+
+	// CompareAndStoreCPU (Histogram's and Value's lock): the index read
+	// before the restart label, the compare dropped (two holders of one
+	// CPU's lock), the slot found by a shift of 7 instead of the stride
+	// (right only where the stride is 128), the slot not returned on
+	// success, and the arming skipped on restart.
+	{Name: "amd64/cmpStoreCPU/index-before-restart", Kind: StaleIndex, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find: asm("restart:",
+				"\tLEAQ\tDESC_cmpStoreCPU, AX",
+				"\tSEG_FS; MOVQ\tAX, 8(R8)",
+				"\tSEG_FS; MOVL\t(R8), CX\t// rseq:start cmpStoreCPU",
+				"\tMOVQ\tCX, R9"),
+			Replace: asm("\tSEG_FS; MOVL\t(R8), R10",
+				"restart:",
+				"\tLEAQ\tDESC_cmpStoreCPU, AX",
+				"\tSEG_FS; MOVQ\tAX, 8(R8)",
+				"\tMOVQ\tR10, CX\t// rseq:start cmpStoreCPU",
+				"\tMOVQ\tCX, R9")}},
+		Kill: []Killer{tortureGo, sectionShape}},
+	{Name: "amd64/cmpStoreCPU/compare-dropped", Kind: CompareSkipped, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tCMPQ\t(DI)(R9*1), SI", "\tJNE\tcmpfail"),
+			Replace: asm("\tCMPQ\t(DI)(R9*1), SI", "\tNOP")}},
+		Kill: []Killer{cmpStoreCPUTests, tortureGo}},
+	{Name: "amd64/cmpStoreCPU/stride-shifted", Kind: WrongIndex, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find:    "\tIMULQ\tDX, R9\n",
+			Replace: "\tSHLQ\t$7, R9\n"}},
+		Kill: []Killer{cmpStoreCPUTests, tortureGo}},
+	{Name: "amd64/cmpStoreCPU/slot-unreturned", Kind: WrongIndex, Arch: "amd64",
+		Edits: []Edit{{File: amd64S,
+			Find:    asm("\tMOVQ\tBX, (DI)(R9*1)\t// rseq:commit cmpStoreCPU", "\tMOVQ\tCX, slot+32(FP)"),
+			Replace: asm("\tMOVQ\tBX, (DI)(R9*1)\t// rseq:commit cmpStoreCPU", "\tMOVQ\t$0, slot+32(FP)")}},
+		Kill: []Killer{cmpStoreCPUTests, tortureGo}},
+	noRearm("amd64", "cmpStoreCPU", amd64NoRearm("cmpStoreCPU"), false),
+	{Name: "arm64/cmpStoreCPU/index-before-restart", Kind: StaleIndex, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find: asm("restart:",
+				"\tMOVD\t$DESC_cmpStoreCPU, R10",
+				"\tMOVD\tR10, 8(R8)",
+				"\tMOVWU\t(R8), R4\t// rseq:start cmpStoreCPU",
+				"\tMADD\tR1, R0, R4, R5"),
+			Replace: asm("\tMOVWU\t(R8), R4",
+				"restart:",
+				"\tMOVD\t$DESC_cmpStoreCPU, R10",
+				"\tMOVD\tR10, 8(R8)",
+				"\tMADD\tR1, R0, R4, R5\t// rseq:start cmpStoreCPU")}},
+		Kill: []Killer{tortureGo, sectionShape}},
+	{Name: "arm64/cmpStoreCPU/compare-dropped", Kind: CompareSkipped, Arch: "arm64",
+		Edits: []Edit{{File: arm64S,
+			Find:    asm("\tCMP\tR3, R7", "\tBNE\tcmpfail"),
+			Replace: asm("\tCMP\tR3, R7", "\tNOP")}},
+		Kill: []Killer{cmpStoreCPUTests}},
+	{Name: "go/rseq/cmpStoreCPUFallback/no-lock", Kind: FallbackUnlocked,
+		Edits: []Edit{{File: "ops_cpu.go",
+			Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(p)))\n\tmu.Lock()\n\tdefer mu.Unlock()\n\tif atomic.LoadUintptr(p) != expect {\n\t\treturn slot, false",
+			Replace: "\tif atomic.LoadUintptr(p) != expect {\n\t\treturn slot, false"}},
+		Kill: []Killer{fallbackLocks}},
 
 	// percpu.RWMutex: a reader that ignores a pending writer, a reader
 	// whose RUnlock is lost, a writer that does not count the shared slot.

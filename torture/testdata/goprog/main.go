@@ -285,6 +285,7 @@ func main() {
 	}
 	cpuCounters(g, n)
 	guardedCounter(g, n)
+	cpuLocks(g, n)
 	if failed {
 		os.Exit(1)
 	}
@@ -479,5 +480,43 @@ func guardedCounter(g, n int) {
 	}
 	if refused.Load() != 0 || admitted.Load() != 0 || sum != calls {
 		fail("IncCPUIfZero: sum %d, want %d; %d refused with the guard clear, %d admitted with it set", sum, calls, refused.Load(), admitted.Load())
+	}
+}
+
+// cpuLocks runs CompareAndStoreCPU as a per-CPU spinlock (percpu's
+// Histogram and Value take their shards so): each call locks the calling
+// CPU's word with the goroutine's id, checks that the slot returned is the
+// one it locked, adds 1 to the slot's count with a plain read-modify-write
+// and unlocks. The counts add up exactly only if no two goroutines held a
+// slot at once. The stride, 192 bytes, is not a power of two.
+func cpuLocks(g, n int) {
+	const stride = 3 * 64
+	slots := rseq.Slots()
+	mem := region(slots * stride)
+	var wrong atomic.Int64
+	calls := phase(g, n, func(id, _ int) bool {
+		me := uintptr(id + 1)
+		for spins := 0; ; spins++ {
+			s, ok := rseq.CompareAndStoreCPU(mem, stride, 0, me)
+			if ok {
+				lock := word(mem, uintptr(s)*stride)
+				if atomic.LoadUintptr(lock) != me {
+					wrong.Add(1)
+				}
+				*word(mem, uintptr(s)*stride+8)++ // plain: the lock protects it
+				atomic.StoreUintptr(lock, 0)
+				return true
+			}
+			if spins%64 == 63 {
+				runtime.Gosched() // the holder is stalled or preempted on this CPU
+			}
+		}
+	})
+	var sum int64
+	for i := 0; i < slots; i++ {
+		sum += int64(*word(mem, uintptr(i)*stride+8))
+	}
+	if wrong.Load() != 0 || sum != calls {
+		fail("CompareAndStoreCPU: sum %d, want %d; %d locks taken on a slot other than the one returned", sum, calls, wrong.Load())
 	}
 }
