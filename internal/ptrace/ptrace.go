@@ -10,11 +10,12 @@
 package ptrace
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -150,7 +151,10 @@ func (m *Mem) Uint64(addr uint64) (uint64, error) {
 	return binary.LittleEndian.Uint64(b[:]), nil
 }
 
-// Threads lists the thread ids of process pid, sorted.
+// Threads lists the thread ids of process pid: the thread group leader
+// (whose id is pid) first, then the others in increasing order. Thread ids
+// are not in creation order once the kernel's ids wrap around pid_max, so
+// the leader is put first by its id, not by sorting.
 func Threads(pid int) ([]int, error) {
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
@@ -162,8 +166,24 @@ func Threads(pid int) ([]int, error) {
 			tids = append(tids, t)
 		}
 	}
-	sort.Ints(tids)
+	leaderFirst(pid, tids)
 	return tids, nil
+}
+
+// leaderFirst sorts the thread ids of process pid: pid first, then the
+// others in increasing order.
+func leaderFirst(pid int, tids []int) {
+	slices.SortFunc(tids, func(a, b int) int {
+		switch {
+		case a == b:
+			return 0
+		case a == pid:
+			return -1
+		case b == pid:
+			return 1
+		}
+		return cmp.Compare(a, b)
+	})
 }
 
 // ThreadName returns the comm of thread tid of process pid ("" if gone).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,24 @@ func TestStat(t *testing.T) {
 	if ParentPID(gone) != -1 || ThreadState(gone, gone) != 0 || LastCPU(gone) != -1 {
 		t.Errorf("process %d is gone, yet ParentPID %d, ThreadState %q, LastCPU %d",
 			gone, ParentPID(gone), ThreadState(gone, gone), LastCPU(gone))
+	}
+}
+
+// TestLeaderFirst: the thread group leader comes first even when the ids
+// wrapped around pid_max after it started (its id is then the largest).
+func TestLeaderFirst(t *testing.T) {
+	for _, c := range []struct {
+		pid       int
+		tids, out []int
+	}{
+		{32623, []int{383, 32623, 302, 32700}, []int{32623, 302, 383, 32700}},
+		{100, []int{103, 101, 100}, []int{100, 101, 103}},
+		{7, []int{9, 8}, []int{8, 9}}, // the leader gone
+	} {
+		got := append([]int(nil), c.tids...)
+		leaderFirst(c.pid, got)
+		if !slices.Equal(got, c.out) {
+			t.Errorf("leaderFirst(%d, %v) = %v, want %v", c.pid, c.tids, got, c.out)
+		}
 	}
 }
