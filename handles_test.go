@@ -55,6 +55,22 @@ func (a *handleArray) fe(slot int) (f, e uint32) {
 	return uint32(w), uint32(w >> 32)
 }
 
+// cpusAllowed returns the CPUs the process may run on.
+func cpusAllowed(t *testing.T) []int {
+	t.Helper()
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for c := range len(mask) * 64 {
+		if mask.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus
+}
+
 // pinToOneCPU keeps the calling goroutine on its thread and that thread on
 // one CPU until the returned function runs: the first CPU it may run on, or
 // with cpu >= 0, that one.

@@ -56,21 +56,13 @@ func incCPUIfZeroFallback(base unsafe.Pointer, guard *uintptr) bool {
 }
 
 // cmpStoreCPUFallback is CompareAndStoreCPU where the thread has no usable
-// area: the compare and the store under the fallback's lock of the word,
-// the lock cmpStoreFallback and CompareAndStoreRemote take.
+// area: CompareAndStore's fallback (commitUnderLock, under the word's lock,
+// which CompareAndStoreRemote takes too) on the slot the fallback uses.
 func cmpStoreCPUFallback(base unsafe.Pointer, stride, expect, new uintptr) (slot int, ok bool) {
 	if retryWithSection() {
 		return CompareAndStoreCPU(base, stride, expect, new)
 	}
-	countFallback(secCmpStoreCPU)
 	slot = fallbackSlot(offCPUIDStart)
 	p := (*uintptr)(slotWord(base, stride, slot))
-	mu := fallbackLock(uintptr(unsafe.Pointer(p)))
-	mu.Lock()
-	defer mu.Unlock()
-	if atomic.LoadUintptr(p) != expect {
-		return slot, false
-	}
-	atomic.StoreUintptr(p, new)
-	return slot, true
+	return slot, commitUnderLock(secCmpStoreCPU, slot, p, expect, nil, nil, new) == Committed
 }

@@ -563,16 +563,7 @@ func TestFenceAbortsRunningSections(t *testing.T) {
 	if err := rseq.FenceAll(); err != nil {
 		t.Fatal(err)
 	}
-	var mask unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &mask); err != nil {
-		t.Fatal(err)
-	}
-	var cpus []int
-	for c := 0; c < len(mask)*64; c++ {
-		if mask.IsSet(c) {
-			cpus = append(cpus, c)
-		}
-	}
+	cpus := cpusAllowed(t)
 	if len(cpus) < 2 {
 		t.Skip("needs two CPUs")
 	}

@@ -23,8 +23,8 @@ const MaxHistogramBounds = 1 << 12
 // search beyond), then takes the calling CPU's shard with one restartable
 // section (rseq.CompareAndStoreCPU, which reads the CPU, finds the shard
 // and stores 1 in its lock word if it holds 0, and commits only if the
-// thread still runs on that CPU: one call, no atomic instruction), adds 1 to the bucket and the count and v to the sum with
-// plain stores, and releases the shard with a release-ordered store, as
+// thread still runs on that CPU: one call, no atomic instruction), adds 1
+// to the bucket and the count and v to the sum with plain stores, and releases the shard with a release-ordered store, as
 // Value.Update does. Two goroutines contend for a shard only when one was
 // descheduled or moved while holding it; the other spins briefly, then
 // yields.
@@ -81,6 +81,10 @@ const (
 	histSum     = 2
 	histBuckets = 3
 )
+
+// rseq.CompareAndStoreCPU locks the word at the start of the shard: the
+// lock word must stay the first (this fails to compile otherwise).
+const _ = -uint(histLock)
 
 // NewHistogram returns a Histogram with the given bucket upper bounds (and
 // the +Inf bucket after them). The bounds must be strictly increasing and

@@ -69,6 +69,10 @@ type valueShard[T any] struct {
 	_    [line - 8]byte // keeps the next shard's lock off v's lines
 }
 
+// rseq.CompareAndStoreCPU locks the word at the start of the shard: lock
+// must stay the first field (this fails to compile otherwise).
+const _ = -uint(unsafe.Offsetof(valueShard[byte]{}.lock))
+
 const (
 	unlocked   = 0
 	lockedHere = 1

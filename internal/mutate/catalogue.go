@@ -269,37 +269,45 @@ func arm64Stale(sec, next string) Edit {
 
 // amd64StaleCPU moves the index read of a per-CPU counter section (no
 // result; the index lands in CX and is shifted next) before the restart
-// label, through R9.
-func amd64StaleCPU(sec string) Edit {
+// label, through R10.
+func amd64StaleCPU(sec string) Edit { return amd64StaleCPUThen(sec, "\tSHLQ\t$7, CX") }
+
+// amd64StaleCPUThen is amd64StaleCPU for a section whose start is followed
+// by next (CompareAndStoreCPU copies the index to R9 to multiply it).
+func amd64StaleCPUThen(sec, next string) Edit {
 	return Edit{File: amd64S,
 		Find: asm("restart:",
 			"\tLEAQ\tDESC_"+sec+", AX",
 			"\tSEG_FS; MOVQ\tAX, 8(R8)",
 			"\tSEG_FS; MOVL\t(R8), CX\t// rseq:start "+sec,
-			"\tSHLQ\t$7, CX"),
-		Replace: asm("\tSEG_FS; MOVL\t(R8), R9",
+			next),
+		Replace: asm("\tSEG_FS; MOVL\t(R8), R10",
 			"restart:",
 			"\tLEAQ\tDESC_"+sec+", AX",
 			"\tSEG_FS; MOVQ\tAX, 8(R8)",
-			"\tMOVQ\tR9, CX\t// rseq:start "+sec,
-			"\tSHLQ\t$7, CX"),
+			"\tMOVQ\tR10, CX\t// rseq:start "+sec,
+			next),
 	}
 }
 
 // arm64StaleCPU is amd64StaleCPU for arm64: the index is read into R4 and
 // shifted into R5.
-func arm64StaleCPU(sec string) Edit {
+func arm64StaleCPU(sec string) Edit { return arm64StaleCPUThen(sec, "\tLSL\t$7, R4, R5") }
+
+// arm64StaleCPUThen is arm64StaleCPU for a section whose start is followed
+// by next, the new start (CompareAndStoreCPU's MADD).
+func arm64StaleCPUThen(sec, next string) Edit {
 	return Edit{File: arm64S,
 		Find: asm("restart:",
 			"\tMOVD\t$DESC_"+sec+", R10",
 			"\tMOVD\tR10, 8(R8)",
 			"\tMOVWU\t(R8), R4\t// rseq:start "+sec,
-			"\tLSL\t$7, R4, R5"),
+			next),
 		Replace: asm("\tMOVWU\t(R8), R4",
 			"restart:",
 			"\tMOVD\t$DESC_"+sec+", R10",
 			"\tMOVD\tR10, 8(R8)",
-			"\tLSL\t$7, R4, R5\t// rseq:start "+sec),
+			next+"\t// rseq:start "+sec),
 	}
 }
 
@@ -352,6 +360,7 @@ var catalogue = []Mutant{
 	stale("amd64", "addCPU", amd64StaleCPU("addCPU"), false),
 	stale("amd64", "addFloat64CPU", amd64StaleCPU("addFloat64CPU"), false),
 	stale("amd64", "incCPUIfZero", amd64StaleCPU("incCPUIfZero"), false),
+	stale("amd64", "cmpStoreCPU", amd64StaleCPUThen("cmpStoreCPU", "\tMOVQ\tCX, R9"), false),
 	stale("arm64", "add", arm64Stale("add", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "addIndirect", arm64Stale("addIndirect", "\tMUL\tR1, R4, R5"), false),
 	stale("arm64", "pop", arm64Stale("pop", "\tMUL\tR1, R4, R5"), false),
@@ -365,6 +374,7 @@ var catalogue = []Mutant{
 	stale("arm64", "addCPU", arm64StaleCPU("addCPU"), false),
 	stale("arm64", "addFloat64CPU", arm64StaleCPU("addFloat64CPU"), false),
 	stale("arm64", "incCPUIfZero", arm64StaleCPU("incCPUIfZero"), false),
+	stale("arm64", "cmpStoreCPU", arm64StaleCPUThen("cmpStoreCPU", "\tMADD\tR1, R0, R4, R5"), false),
 
 	// A value read after the commit: the table entry TakeHandle returns,
 	// the handle ClaimHandle returns. Killed by torture's post-commit
@@ -683,25 +693,12 @@ var catalogue = []Mutant{
 			Replace: asm("\tCMP\tR11, R19", "\tNOP")}},
 		Kill: []Killer{tortureGo}},
 
-	// CompareAndStoreCPU (Histogram's and Value's lock): the index read
-	// before the restart label, the compare dropped (two holders of one
-	// CPU's lock), the slot found by a shift of 7 instead of the stride
-	// (right only where the stride is 128), the slot not returned on
-	// success, and the arming skipped on restart.
-	{Name: "amd64/cmpStoreCPU/index-before-restart", Kind: StaleIndex, Arch: "amd64",
-		Edits: []Edit{{File: amd64S,
-			Find: asm("restart:",
-				"\tLEAQ\tDESC_cmpStoreCPU, AX",
-				"\tSEG_FS; MOVQ\tAX, 8(R8)",
-				"\tSEG_FS; MOVL\t(R8), CX\t// rseq:start cmpStoreCPU",
-				"\tMOVQ\tCX, R9"),
-			Replace: asm("\tSEG_FS; MOVL\t(R8), R10",
-				"restart:",
-				"\tLEAQ\tDESC_cmpStoreCPU, AX",
-				"\tSEG_FS; MOVQ\tAX, 8(R8)",
-				"\tMOVQ\tR10, CX\t// rseq:start cmpStoreCPU",
-				"\tMOVQ\tCX, R9")}},
-		Kill: []Killer{tortureGo, sectionShape}},
+	// CompareAndStoreCPU (Histogram's and Value's lock; its index read
+	// before the restart label is with the others above, its fallback is
+	// commitUnderLock's): the compare dropped (two holders of one CPU's
+	// lock), the slot found by a shift of 7 instead of the stride (right
+	// only where the stride is 128), the slot not returned on success, and
+	// the arming skipped on restart.
 	{Name: "amd64/cmpStoreCPU/compare-dropped", Kind: CompareSkipped, Arch: "amd64",
 		Edits: []Edit{{File: amd64S,
 			Find:    asm("\tCMPQ\t(DI)(R9*1), SI", "\tJNE\tcmpfail"),
@@ -718,29 +715,11 @@ var catalogue = []Mutant{
 			Replace: asm("\tMOVQ\tBX, (DI)(R9*1)\t// rseq:commit cmpStoreCPU", "\tMOVQ\t$0, slot+32(FP)")}},
 		Kill: []Killer{cmpStoreCPUTests, tortureGo}},
 	noRearm("amd64", "cmpStoreCPU", amd64NoRearm("cmpStoreCPU"), false),
-	{Name: "arm64/cmpStoreCPU/index-before-restart", Kind: StaleIndex, Arch: "arm64",
-		Edits: []Edit{{File: arm64S,
-			Find: asm("restart:",
-				"\tMOVD\t$DESC_cmpStoreCPU, R10",
-				"\tMOVD\tR10, 8(R8)",
-				"\tMOVWU\t(R8), R4\t// rseq:start cmpStoreCPU",
-				"\tMADD\tR1, R0, R4, R5"),
-			Replace: asm("\tMOVWU\t(R8), R4",
-				"restart:",
-				"\tMOVD\t$DESC_cmpStoreCPU, R10",
-				"\tMOVD\tR10, 8(R8)",
-				"\tMADD\tR1, R0, R4, R5\t// rseq:start cmpStoreCPU")}},
-		Kill: []Killer{tortureGo, sectionShape}},
 	{Name: "arm64/cmpStoreCPU/compare-dropped", Kind: CompareSkipped, Arch: "arm64",
 		Edits: []Edit{{File: arm64S,
 			Find:    asm("\tCMP\tR3, R7", "\tBNE\tcmpfail"),
 			Replace: asm("\tCMP\tR3, R7", "\tNOP")}},
 		Kill: []Killer{cmpStoreCPUTests}},
-	{Name: "go/rseq/cmpStoreCPUFallback/no-lock", Kind: FallbackUnlocked,
-		Edits: []Edit{{File: "ops_cpu.go",
-			Find:    "\tmu := fallbackLock(uintptr(unsafe.Pointer(p)))\n\tmu.Lock()\n\tdefer mu.Unlock()\n\tif atomic.LoadUintptr(p) != expect {\n\t\treturn slot, false",
-			Replace: "\tif atomic.LoadUintptr(p) != expect {\n\t\treturn slot, false"}},
-		Kill: []Killer{fallbackLocks}},
 
 	// percpu.RWMutex: a reader that ignores a pending writer, a reader
 	// whose RUnlock is lost, a writer that does not count the shared slot.
